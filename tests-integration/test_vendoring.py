@@ -78,7 +78,7 @@ def test_package_works_from_a_vendor_folder(import_name, tmp_path):
         assert "{name}" not in sys.modules, "vendored copy imported the installed one"
         print("vendored {name} OK")
         """
-    ).format(name=import_name, use=textwrap.indent(textwrap.dedent(USES[import_name]), ""))
+    ).format(name=import_name, use=textwrap.dedent(USES[import_name]))
     proc = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path)],
         capture_output=True,
