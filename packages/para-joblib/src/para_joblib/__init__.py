@@ -1,5 +1,124 @@
-"""The complete joblib public API, assembled from para-core, para-memmap, para-persist and para-cache."""
+"""joblib's complete public API, assembled from the four para packages.
+
+Use it as a drop-in for joblib::
+
+    import para_joblib as joblib
+
+    joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4))
+
+Where each name comes from::
+
+    Parallel, delayed, parallel_config, ...  -> para_core   (+ para_memmap's
+                                                shared-memory transport, enabled
+                                                when one of these is first used)
+    Memory, hash, expires_after, ...         -> para_cache
+    dump, load, register_compressor          -> para_persist
+    Logger, PrintTime                        -> para_cache / para_core
+
+Importing ``para_joblib`` loads none of them: every name is resolved on first
+access (module ``__getattr__``), so ``import para_joblib`` costs about as much
+as importing an empty package. The submodules ``parallel``, ``memory``,
+``numpy_pickle``, ``hashing``, ``logger``, ``pool`` and ``compressor`` mirror
+joblib's modules of the same names, for code that reaches past the top level
+(``from joblib import logger``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import make_lazy_module
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "Logger",
+    "MemorizedResult",
+    "Memory",
+    "Parallel",
+    "ParallelBackendBase",
+    "PrintTime",
+    "StoreBackendBase",
+    "cpu_count",
+    "delayed",
+    "dump",
+    "effective_n_jobs",
+    "expires_after",
+    "hash",
+    "load",
+    "parallel_backend",
+    "parallel_config",
+    "register_compressor",
+    "register_parallel_backend",
+    "register_store_backend",
+    "wrap_non_picklable_objects",
+]
+
+_CORE = ("para_core",)
+_CACHE = ("para_cache",)
+_PERSIST = ("para_persist",)
+_LOGGING = ("para_cache", "para_core")
+
+_TABLE = {
+    "Parallel": _CORE,
+    "delayed": _CORE,
+    "cpu_count": _CORE,
+    "effective_n_jobs": _CORE,
+    "wrap_non_picklable_objects": _CORE,
+    "parallel_config": _CORE,
+    "parallel_backend": _CORE,
+    "ParallelBackendBase": _CORE,
+    "register_parallel_backend": _CORE,
+    "Memory": _CACHE,
+    "MemorizedResult": _CACHE,
+    "expires_after": _CACHE,
+    "StoreBackendBase": _CACHE,
+    "register_store_backend": _CACHE,
+    "hash": _CACHE,
+    "dump": _PERSIST,
+    "load": _PERSIST,
+    "register_compressor": _PERSIST,
+    "Logger": _LOGGING,
+    "PrintTime": _LOGGING,
+}
+
+_SUBMODULES = frozenset(
+    {"compressor", "hashing", "logger", "memory", "numpy_pickle", "parallel", "pool"}
+)
+
+_getattr, _dir = make_lazy_module(__name__, _TABLE)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(_dir()) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # static analysers see the real objects
+    from para_cache import (
+        MemorizedResult,
+        Memory,
+        StoreBackendBase,
+        expires_after,
+        hash,
+        register_store_backend,
+    )
+    from para_core import (
+        Parallel,
+        ParallelBackendBase,
+        cpu_count,
+        delayed,
+        effective_n_jobs,
+        parallel_backend,
+        parallel_config,
+        register_parallel_backend,
+        wrap_non_picklable_objects,
+    )
+    from para_persist import dump, load, register_compressor

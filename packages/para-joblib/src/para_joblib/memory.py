@@ -1,0 +1,59 @@
+"""Same public names as joblib.memory, re-exported from para's packages.
+
+Memory, memorized functions and results, stores. Names resolve on first use
+(see ``para_joblib._lazy``), from the public face of the package that owns them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lazy import make_lazy_module
+from ._sources import _CACHE
+
+__all__ = [
+    "AsyncMemorizedFunc",
+    "AsyncNotMemorizedFunc",
+    "MemorizedFunc",
+    "MemorizedResult",
+    "Memory",
+    "NotMemorizedFunc",
+    "NotMemorizedResult",
+    "StoreBackendBase",
+    "expires_after",
+    "register_store_backend",
+]
+
+_TABLE = {
+    "Memory": _CACHE,
+    "MemorizedFunc": _CACHE,
+    "MemorizedResult": _CACHE,
+    "NotMemorizedFunc": _CACHE,
+    "NotMemorizedResult": _CACHE,
+    "AsyncMemorizedFunc": _CACHE,
+    "AsyncNotMemorizedFunc": _CACHE,
+    "expires_after": _CACHE,
+    "register_store_backend": _CACHE,
+    "StoreBackendBase": _CACHE,
+}
+
+_getattr, __dir__ = make_lazy_module(__name__, _TABLE)
+
+
+def __getattr__(name: str) -> Any:
+    return _getattr(name)
+
+
+if TYPE_CHECKING:  # static analysers see the real objects
+    from para_cache import (
+        AsyncMemorizedFunc,
+        AsyncNotMemorizedFunc,
+        MemorizedFunc,
+        MemorizedResult,
+        Memory,
+        NotMemorizedFunc,
+        NotMemorizedResult,
+        StoreBackendBase,
+        expires_after,
+        register_store_backend,
+    )

@@ -1,0 +1,30 @@
+"""Same public names as joblib.numpy_pickle, re-exported from para's packages.
+
+Dump and load. Names resolve on first use
+(see ``para_joblib._lazy``), from the public face of the package that owns them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lazy import make_lazy_module
+from ._sources import _PERSIST
+
+__all__ = ["dump", "load", "register_compressor"]
+
+_TABLE = {
+    "dump": _PERSIST,
+    "load": _PERSIST,
+    "register_compressor": _PERSIST,
+}
+
+_getattr, __dir__ = make_lazy_module(__name__, _TABLE)
+
+
+def __getattr__(name: str) -> Any:
+    return _getattr(name)
+
+
+if TYPE_CHECKING:  # static analysers see the real objects
+    from para_persist import dump, load, register_compressor

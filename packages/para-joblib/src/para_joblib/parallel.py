@@ -1,0 +1,56 @@
+"""Same public names as joblib.parallel, re-exported from para's packages.
+
+Parallel, delayed and the backend configuration API. Names resolve on first use
+(see ``para_joblib._lazy``), from the public face of the package that owns them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lazy import make_lazy_module
+from ._sources import _CORE
+
+__all__ = [
+    "Parallel",
+    "ParallelBackendBase",
+    "cpu_count",
+    "delayed",
+    "effective_n_jobs",
+    "get_active_backend",
+    "parallel_backend",
+    "parallel_config",
+    "register_parallel_backend",
+]
+
+_TABLE = {
+    "Parallel": _CORE,
+    "delayed": _CORE,
+    "cpu_count": _CORE,
+    "effective_n_jobs": _CORE,
+    "get_active_backend": _CORE,
+    "parallel_backend": _CORE,
+    "parallel_config": _CORE,
+    "register_parallel_backend": _CORE,
+    "ParallelBackendBase": _CORE,
+}
+
+_getattr, __dir__ = make_lazy_module(__name__, _TABLE)
+
+
+def __getattr__(name: str) -> Any:
+    return _getattr(name)
+
+
+if TYPE_CHECKING:  # static analysers see the real objects
+    from para_core import (
+        Parallel,
+        ParallelBackendBase,
+        cpu_count,
+        delayed,
+        effective_n_jobs,
+        get_active_backend,
+        parallel_backend,
+        parallel_config,
+        register_parallel_backend,
+    )
