@@ -1,0 +1,138 @@
+"""Sphinx configuration of the para documentation site.
+
+Built by the root pyproject's ``docs`` environment with warnings as errors::
+
+    python docs/make_plots.py                      # benchmark JSON -> PNGs
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+"""
+
+from __future__ import annotations
+
+import para_cache
+import para_core
+import para_joblib
+import para_memmap
+import para_persist
+
+project = "para"
+author = "The para developers"
+copyright = "2026, The para developers"
+release = para_joblib.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "numpydoc",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "benchmarks/results", "**/*.inc"]
+root_doc = "index"
+
+# --- autodoc / autosummary / numpydoc
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_typehints = "none"  # numpydoc's Parameters section already says it
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# No network at build time: intersphinx inventories are not fetched.
+intersphinx_mapping: dict = {}
+
+# --- doctest: every ``>>>`` example of the pages (and of the autodoc'ed
+# docstrings) runs; each document starts in a fresh scratch folder.
+doctest_global_setup = """
+import os, tempfile
+_doc_tmp = tempfile.TemporaryDirectory(prefix="para-doctest-")
+_doc_cwd = os.getcwd()
+os.chdir(_doc_tmp.name)
+"""
+doctest_global_cleanup = """
+os.chdir(_doc_cwd)
+_doc_tmp.cleanup()
+"""
+
+# --- HTML
+html_theme = "pydata_sphinx_theme"
+html_title = "para"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+html_show_sourcelink = False
+
+# Keep the module objects referenced so an import failure shows up here first.
+_DOCUMENTED = (para_core, para_memmap, para_persist, para_cache, para_joblib)
+
+
+# --- API reference: one page per package, listing exactly its ``__all__``, so
+# the reference follows each public face without hand-kept lists.
+def _write_api_pages(app) -> None:
+    import os
+
+    from sphinx.util import logging
+
+    log = logging.getLogger("para-docs")
+
+    out = os.path.join(os.path.dirname(__file__), "api", "generated")
+    os.makedirs(out, exist_ok=True)
+    for module in (para_core, para_memmap, para_persist, para_cache):
+        name = module.__name__
+        summary = (module.__doc__ or name).strip().splitlines()[0]
+        lines = [
+            name,
+            "=" * len(name),
+            "",
+            f".. module:: {name}",
+            "",
+            summary,
+            "",
+            ".. autosummary::",
+            "   :toctree: .",
+            "",
+        ]
+        lines += [f"   {name}.{attr}" for attr in sorted(module.__all__)]
+        _write_if_changed(os.path.join(out, f"{name}.rst"), "\n".join(lines) + "\n")
+
+    # para_joblib re-exports objects documented above: link to them rather
+    # than documenting each object twice.
+    rows = []
+    for attr in para_joblib.__all__:
+        try:
+            owner = getattr(para_joblib, attr).__module__.split(".")[0]
+        except AttributeError as exc:
+            log.warning("para_joblib.%s cannot be documented: %s", attr, exc)
+            continue
+        rows.append(f"   * - ``{attr}``\n     - :py:obj:`{owner}.{attr}`")
+    text = (
+        "para_joblib\n===========\n\n.. module:: para_joblib\n\n"
+        "joblib's public API: each name is the object of the package that owns "
+        "it.\n\n.. list-table::\n   :header-rows: 1\n\n"
+        "   * - name\n     - object\n" + "\n".join(rows) + "\n"
+    )
+    _write_if_changed(os.path.join(out, "para_joblib.rst"), text)
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    # Rewriting an unchanged file would make Sphinx rebuild every page.
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def setup(app):
+    # Before autosummary's own builder-inited handler reads the pages.
+    app.connect("builder-inited", _write_api_pages, priority=100)
+    return {"parallel_read_safe": True}

@@ -1,0 +1,154 @@
+"""Turn the packages' benchmark results into the PNGs of the benchmarks page.
+
+Data flow::
+
+    packages/<pkg>/benchmarks/bench_<name>.py --json docs/benchmarks/results/<name>.json
+        -> docs/benchmarks/results/*.json     (committed)
+        -> python docs/make_plots.py
+        -> docs/_static/bench/<name>-<workload>.png   one bar chart per workload
+           docs/_static/bench/plots.inc               the reST the page includes
+
+A result file holds a list of records (or ``{"results": [...]}``), each with a
+workload name, para's and joblib's time in seconds, and optionally the ratio
+and the issue's target. Unknown or incomplete records are skipped with a
+message rather than failing the docs build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "benchmarks" / "results"
+OUT = HERE / "_static" / "bench"
+
+# Accepted spellings of each field across the bench scripts.
+_FIELDS = {
+    "workload": ("workload", "name", "case"),
+    "para": ("para_s", "para", "para_time", "para_seconds"),
+    "joblib": ("joblib_s", "joblib", "joblib_time", "joblib_seconds"),
+    "ratio": ("ratio", "speedup"),
+    "target": ("target", "goal"),
+    "unit": ("unit",),
+}
+
+
+def _field(record: dict, key: str):
+    for spelling in _FIELDS[key]:
+        if spelling in record:
+            return record[spelling]
+    return None
+
+
+def _records(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        data = data.get("results", data.get("workloads", []))
+    if not isinstance(data, list):
+        return []
+    records = []
+    for raw in data:
+        if not isinstance(raw, dict):
+            continue
+        record = {key: _field(raw, key) for key in _FIELDS}
+        para, joblib = record["para"], record["joblib"]
+        if record["workload"] is None or not _is_time(para) or not _is_time(joblib):
+            print(f"{path.name}: skipping incomplete record {raw!r}", file=sys.stderr)
+            continue
+        records.append(record)
+    return records
+
+
+def _is_time(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:80] or "workload"
+
+
+def _plot(record: dict, suite: str, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    para, joblib = float(record["para"]), float(record["joblib"])
+    # A time ratio > 1 means para is faster; it is what the targets state.
+    ratio = joblib / para if para > 0 else float("inf")
+    fig, ax = plt.subplots(figsize=(6.0, 2.2), dpi=100)
+    bars = ax.barh(["joblib", "para"], [joblib, para], color=["#9e9e9e", "#1f77b4"])
+    ax.bar_label(bars, labels=[_format_s(joblib), _format_s(para)], padding=3)
+    ax.set_xlabel("seconds (lower is better)")
+    ax.set_xlim(0, max(joblib, para) * 1.3 or 1.0)
+    title = f"{suite}: {record['workload']}\njoblib/para = {ratio:.2f}x"
+    if record["target"] not in (None, ""):
+        title += f"   (target: {record['target']})"
+    ax.set_title(title, fontsize=9)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(png, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _format_s(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob("*.png"):
+        old.unlink()
+
+    lines = []
+    files = sorted(args.results.glob("*.json")) if args.results.is_dir() else []
+    n_plots = 0
+    for path in files:
+        records = _records(path)
+        if not records:
+            continue
+        suite = path.stem
+        title = f"``{suite}``"
+        lines += [title, "~" * len(title), ""]
+        for record in records:
+            png = args.out / f"{_slug(suite)}-{_slug(record['workload'])}.png"
+            _plot(record, suite, png)
+            n_plots += 1
+            rel = os.path.relpath(png, HERE).replace(os.sep, "/")
+            lines += [
+                f".. image:: /{rel}",
+                f"   :alt: {suite}: {record['workload']}, para vs joblib",
+                "",
+            ]
+    if not n_plots:
+        lines = [
+            "No benchmark results yet: run the ``bench_*.py`` scripts with "
+            "``--json docs/benchmarks/results/<name>.json``."
+        ]
+    inc = args.out / "plots.inc"
+    text = "\n".join(lines).rstrip() + "\n"
+    if not inc.exists() or inc.read_text(encoding="utf-8") != text:
+        inc.write_text(text, encoding="utf-8")
+    print(f"make_plots: {n_plots} plot(s) from {len(files)} result file(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
