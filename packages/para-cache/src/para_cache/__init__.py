@@ -1,5 +1,60 @@
-"""Memory: joblib-compatible disk caching of function results with a fast hash and pluggable stores."""
+"""Memory: joblib-compatible disk caching of function results.
+
+``Memory(location).cache(func)`` stores each distinct call's output in a store
+(local folder or any fsspec file system) and returns it on later calls.
+Arguments are keyed with a streaming hash (xxh3 when ``xxhash`` is installed,
+else md5); entries are published atomically so concurrent processes and
+crashes never leave a half-written result behind.
+"""
+
+from ._fsspec_store import FsspecStoreBackend
+from ._hashing import Hasher, NumpyHasher, hash
+from ._logger import Logger, PrintTime, format_time, pformat, short_format_time
+from ._memory import (
+    AsyncMemorizedFunc,
+    AsyncNotMemorizedFunc,
+    JobLibCollisionWarning,
+    MemorizedFunc,
+    MemorizedResult,
+    Memory,
+    NotMemorizedFunc,
+    NotMemorizedResult,
+    expires_after,
+)
+from ._store import (
+    CacheItemInfo,
+    CacheWarning,
+    FileSystemStoreBackend,
+    StoreBackendBase,
+    StoreBackendMixin,
+    register_store_backend,
+)
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "AsyncMemorizedFunc",
+    "AsyncNotMemorizedFunc",
+    "CacheItemInfo",
+    "CacheWarning",
+    "FileSystemStoreBackend",
+    "FsspecStoreBackend",
+    "Hasher",
+    "JobLibCollisionWarning",
+    "Logger",
+    "MemorizedFunc",
+    "MemorizedResult",
+    "Memory",
+    "NotMemorizedFunc",
+    "NotMemorizedResult",
+    "NumpyHasher",
+    "PrintTime",
+    "StoreBackendBase",
+    "StoreBackendMixin",
+    "expires_after",
+    "format_time",
+    "hash",
+    "pformat",
+    "register_store_backend",
+    "short_format_time",
+]

@@ -1,0 +1,247 @@
+"""Content hashes of Python objects, streamed through the C pickler.
+
+Data flow::
+
+    obj --C Pickler(protocol 5, no memo)--> write() == hash.update --> digest
+            |  persistent_id hook
+            |-- dict / set     -> items in sorted order (order independence)
+            '-- numpy ndarray  -> (class, dtype, shape, order) + PickleBuffer
+
+The pickler writes its frames straight into ``hash.update`` and large
+buffers (array data, big bytes) are handed over without a copy, so hashing a
+1 GB array never builds a 1 GB pickle in memory. numpy is only touched when
+it is already imported by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+from typing import Any
+
+__all__ = ["Hasher", "NumpyHasher", "hash"]
+
+_HASH_NAMES = ("md5", "sha1", "xxh3")
+_PROTOCOL = 5
+
+
+def _new_hash(hash_name: str) -> Any:
+    if hash_name == "xxh3":
+        try:
+            import xxhash
+        except ImportError:
+            raise ValueError(
+                "hash_name='xxh3' needs the xxhash package: "
+                "pip install 'para-cache[fast-hash]', or use 'md5' or 'sha1'."
+            ) from None
+        return xxhash.xxh3_128()
+    if hash_name not in _HASH_NAMES:
+        raise ValueError(
+            f"Valid options for 'hash_name' are {_HASH_NAMES}. "
+            f"Got hash_name={hash_name!r} instead."
+        )
+    return hashlib.new(hash_name, usedforsecurity=False)
+
+
+def fast_hash_name() -> str:
+    """Return ``"xxh3"`` when xxhash is installed, else ``"md5"``."""
+    try:
+        import xxhash  # noqa: F401
+    except ImportError:
+        return "md5"
+    return "xxh3"
+
+
+class _Sink:
+    """File-like object whose ``write`` is the hash object's ``update``."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, update: Any) -> None:
+        self.write = update
+
+
+# Persistent ids are written with their own opcode, so these tags cannot be
+# confused with a user's tuple; plain strings keep digests independent of
+# where this package is installed or vendored.
+_SORTED = "sorted"
+_ARRAY = "ndarray"
+
+
+def _item_digest(obj: Any) -> bytes:
+    # Sort key for unorderable keys: equal values give equal digests.
+    return _hash_bytes(obj, "md5", False)
+
+
+def _sorted_items(items: Any) -> list:
+    items = list(items)
+    try:
+        items.sort()
+    except TypeError:
+        items.sort(key=lambda kv: _item_digest(kv[0]))
+    return items
+
+
+def _sorted_set(values: Any) -> list:
+    values = list(values)
+    try:
+        values.sort()
+    except TypeError:
+        values.sort(key=_item_digest)
+    return values
+
+
+class _HashPickler(pickle.Pickler):
+    """C pickler that normalises the few types whose bytes depend on history."""
+
+    def __init__(self, sink: _Sink, coerce_mmap: bool) -> None:
+        super().__init__(sink, protocol=_PROTOCOL)
+        # No memo: equal values hash equal whatever object identities they share.
+        self.fast = True
+        self._coerce_mmap = coerce_mmap
+        np = sys.modules.get("numpy")
+        self._ndarray = np.ndarray if np is not None else None
+        self._np = np
+
+    def persistent_id(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is dict:
+            if len(obj) < 2:
+                return None
+            return (_SORTED, "dict", _sorted_items(obj.items()))
+        if t is set or t is frozenset:
+            return (_SORTED, t.__name__, _sorted_set(obj))
+        ndarray = self._ndarray
+        if ndarray is not None and isinstance(obj, ndarray):
+            return self._array_id(obj)
+        return None
+
+    def _array_id(self, arr: Any) -> Any:
+        np = self._np
+        if arr.dtype.hasobject:
+            # Object arrays hold references: hash their items as a list.
+            klass = type(arr)
+            return (_ARRAY, klass, arr.dtype, arr.shape, "O", arr.ravel().tolist())
+        if arr.flags.c_contiguous:
+            order, data = "C", arr
+        elif arr.flags.f_contiguous:
+            order, data = "F", arr.T
+        else:
+            order, data = "C", np.ascontiguousarray(arr)
+        klass = type(arr)
+        if self._coerce_mmap and isinstance(arr, np.memmap):
+            klass = np.ndarray
+        # A uint8 view gives every dtype (datetime64 included) a buffer.
+        raw = data.reshape(-1).view(np.uint8)
+        return (_ARRAY, klass, arr.dtype, arr.shape, order, pickle.PickleBuffer(raw))
+
+
+def _hash_bytes(obj: Any, hash_name: str, coerce_mmap: bool) -> bytes:
+    h = _new_hash(hash_name)
+    _dump_into(h, obj, coerce_mmap)
+    return h.digest()
+
+
+def _dump_into(h: Any, obj: Any, coerce_mmap: bool) -> None:
+    try:
+        _HashPickler(_Sink(h.update), coerce_mmap).dump(obj)
+    except pickle.PicklingError as exc:
+        exc.args += (f"PicklingError while hashing {obj!r}: {exc!r}",)
+        raise
+
+
+def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
+    """Return a hex digest identifying the value of ``obj``.
+
+    Equal values hash equal: dicts and sets whatever their order, numpy
+    arrays by class, dtype, shape, memory order and data, nested containers
+    element by element. The object is streamed into the hash, never pickled
+    into one big buffer.
+
+    Parameters
+    ----------
+    obj : object
+        Any picklable object.
+    hash_name : {"md5", "sha1", "xxh3"}, default "md5"
+        Algorithm. ``"xxh3"`` (128-bit, needs ``xxhash``) is an order of
+        magnitude faster and is what :class:`Memory` uses when available.
+    coerce_mmap : bool, default False
+        Hash a ``numpy.memmap`` like the ``numpy.ndarray`` holding the same data.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest (32 characters for md5 and xxh3, 40 for sha1).
+
+    Raises
+    ------
+    ValueError
+        If ``hash_name`` is not one of the accepted names.
+    pickle.PicklingError
+        If ``obj`` holds something that cannot be pickled.
+
+    Examples
+    --------
+    >>> hash({"a": 1, "b": 2}) == hash({"b": 2, "a": 1})
+    True
+    """
+    h = _new_hash(hash_name)
+    _dump_into(h, obj, coerce_mmap)
+    return h.hexdigest()
+
+
+class Hasher:
+    """Hash objects with the same rules as :func:`hash`.
+
+    Parameters
+    ----------
+    hash_name : {"md5", "sha1", "xxh3"}, default "md5"
+        Algorithm.
+
+    Examples
+    --------
+    >>> Hasher().hash([1, 2]) == hash([1, 2])
+    True
+    """
+
+    def __init__(self, hash_name: str = "md5") -> None:
+        self._hash_name = hash_name
+        self._hash = _new_hash(hash_name)
+        self.coerce_mmap = False
+
+    def hash(self, obj: Any, return_digest: bool = True) -> str | None:
+        """Feed ``obj`` into the running hash and return the hex digest.
+
+        Parameters
+        ----------
+        obj : object
+            Object to add to the hash.
+        return_digest : bool, default True
+            Return the digest of everything fed so far; None otherwise.
+
+        Returns
+        -------
+        str or None
+            The hexadecimal digest.
+        """
+        _dump_into(self._hash, obj, self.coerce_mmap)
+        if return_digest:
+            return self._hash.hexdigest()
+        return None
+
+
+class NumpyHasher(Hasher):
+    """:class:`Hasher` with the numpy options of :func:`hash`.
+
+    Parameters
+    ----------
+    hash_name : {"md5", "sha1", "xxh3"}, default "md5"
+        Algorithm.
+    coerce_mmap : bool, default False
+        Hash memmaps like in-memory arrays.
+    """
+
+    def __init__(self, hash_name: str = "md5", coerce_mmap: bool = False) -> None:
+        super().__init__(hash_name=hash_name)
+        self.coerce_mmap = coerce_mmap

@@ -1,0 +1,497 @@
+"""Where cache entries live: the store interface and the file-system store.
+
+An entry is the folder ``<location>/<func_id>/<args_id>/`` holding
+``metadata.json`` and ``output.pkl``. Every file is written under a unique
+temporary name and renamed into place, metadata first, so that a reader that
+finds ``output.pkl`` always finds a complete entry, and concurrent writers of
+the same entry each publish a whole, valid file (the last rename wins).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime
+import json
+import operator
+import os
+import re
+import shutil
+import threading
+import uuid
+import warnings
+from abc import ABCMeta, abstractmethod
+from pickle import PicklingError
+from typing import Any
+
+from . import _persist
+from ._logger import format_time
+
+CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
+
+_ENTRY_NAME = re.compile(r"[a-f0-9]{32}|[a-f0-9]{40}")
+_UNITS = {"K": 1, "M": 2, "G": 3}
+
+
+class CacheWarning(Warning):
+    """Warning about a cache entry that could not be written or read back."""
+
+
+def memstr_to_bytes(text: str) -> int:
+    """Convert ``"10K"``, ``"3M"`` or ``"1G"`` into a number of bytes."""
+    unit = text[-1:].upper()
+    try:
+        return int(float(text[:-1]) * 1024 ** _UNITS[unit])
+    except (KeyError, ValueError):
+        raise ValueError(
+            f"Invalid literal for size: {text!r} should be a string like "
+            "'10G', '500M', '50K'."
+        ) from None
+
+
+def _temp_name(filename: str) -> str:
+    # uuid: unique across hosts sharing a network folder; pid/thread for humans.
+    return f"{filename}.{uuid.uuid4().hex}-{os.getpid()}-{threading.get_ident()}.tmp"
+
+
+class StoreBackendBase(metaclass=ABCMeta):
+    """Abstract store: the operations Memory needs from a storage system.
+
+    Subclass it together with :class:`StoreBackendMixin` and implement the
+    abstract methods below, then :func:`register_store_backend` it.
+    """
+
+    location = None
+
+    @abstractmethod
+    def _open_item(self, f, mode):
+        """Open the item at path ``f`` in ``mode`` ('rb' or 'wb'), return a file."""
+
+    @abstractmethod
+    def _item_exists(self, location):
+        """Return True if an item or folder exists at ``location``."""
+
+    @abstractmethod
+    def _move_item(self, src, dst):
+        """Move the item ``src`` to ``dst``, replacing ``dst`` atomically if able."""
+
+    @abstractmethod
+    def create_location(self, location):
+        """Create the folder ``location`` (and its parents) if missing."""
+
+    @abstractmethod
+    def clear_location(self, location):
+        """Delete ``location`` and everything below it."""
+
+    @abstractmethod
+    def get_items(self):
+        """Return a list of :data:`CacheItemInfo` for every cache entry."""
+
+    @abstractmethod
+    def configure(self, location, verbose=0, backend_options={}):  # noqa: B006
+        """Point the store at ``location`` with ``backend_options``."""
+
+
+class StoreBackendMixin:
+    """Entry-level logic written once on top of :class:`StoreBackendBase`."""
+
+    compress: Any = False
+    mmap_mode: str | None = None
+    verbose: int = 0
+
+    # -- reading ------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return os.path.join(self.location, *parts)
+
+    def _load_output(self, filename: str, mmap_mode: str | None) -> Any:
+        # Generic stores hand over a file object; memmapping needs a real path.
+        with self._open_item(filename, "rb") as f:
+            return _persist.load(f)
+
+    def load_item(self, call_id, verbose=1, timestamp=None, metadata=None):
+        """Return the output stored for ``call_id``.
+
+        Raises
+        ------
+        KeyError
+            If the entry does not exist (it may have been cleared meanwhile).
+        """
+        full_path = self._path(*call_id)
+        if verbose > 1:
+            self._print_loading(call_id, full_path, verbose, timestamp, metadata)
+        filename = os.path.join(full_path, "output.pkl")
+        try:
+            return self._load_output(filename, self.mmap_mode)
+        except FileNotFoundError:
+            raise KeyError(
+                "Non-existing item (may have been cleared).\n"
+                f"File {filename} does not exist"
+            ) from None
+
+    def _print_loading(self, call_id, full_path, verbose, timestamp, metadata):
+        import time
+
+        stamp = ""
+        if timestamp is not None:
+            stamp = f"{format_time(time.time() - timestamp): <16}"
+        signature = os.path.basename(call_id[0])
+        if metadata is not None and "input_args" in metadata:
+            args = ", ".join(f"{k}={v}" for k, v in metadata["input_args"].items())
+            signature += f"({args})"
+        msg = f"[Memory]{stamp}: Loading {signature}"
+        print(f"{msg}..." if verbose < 10 else f"{msg} from {full_path}")
+
+    def contains_item(self, call_id):
+        """Return True if an output is stored for ``call_id``."""
+        return self._item_exists(self._path(*call_id, "output.pkl"))
+
+    def get_item_info(self, call_id):
+        """Return ``{"location": path}`` of the entry."""
+        return {"location": self._path(*call_id)}
+
+    def get_metadata(self, call_id):
+        """Return the entry's metadata dict, or ``{}`` if unreadable."""
+        try:
+            with self._open_item(self._path(*call_id, "metadata.json"), "rb") as f:
+                return json.loads(f.read().decode("utf-8"))
+        except Exception:
+            return {}
+
+    # -- writing ------------------------------------------------------------
+    def _write_atomic(self, filename: str, write) -> None:
+        tmp = _temp_name(filename)
+        try:
+            write(tmp)
+            self._move_item(tmp, filename)
+        except BaseException:
+            try:
+                if self._item_exists(tmp):
+                    self.clear_location(tmp)
+            except Exception:
+                pass
+            raise
+
+    def _write_output(self, tmp: str, item: Any) -> None:
+        with self._open_item(tmp, "wb") as f:
+            _persist.dump(item, f, compress=self.compress)
+
+    def dump_item(self, call_id, item, verbose=1):
+        """Store ``item`` as the output of ``call_id``; warn instead of failing."""
+        try:
+            item_path = self._path(*call_id)
+            self.create_location(item_path)
+            if verbose > 10:
+                print(f"Persisting in {item_path}")
+            filename = os.path.join(item_path, "output.pkl")
+            self._write_atomic(filename, lambda tmp: self._write_output(tmp, item))
+        except PicklingError as exc:
+            warnings.warn(
+                f"Unable to cache to disk: failed to pickle output. Exception: {exc}.",
+                CacheWarning,
+                stacklevel=2,
+            )
+        except Exception as exc:
+            warnings.warn(
+                f"Unable to cache to disk. Exception: {exc!r}.",
+                CacheWarning,
+                stacklevel=2,
+            )
+
+    def store_metadata(self, call_id, metadata):
+        """Store the metadata dict of ``call_id`` (best effort)."""
+        try:
+            item_path = self._path(*call_id)
+            self.create_location(item_path)
+            data = json.dumps(metadata).encode("utf-8")
+
+            def write(tmp):
+                with self._open_item(tmp, "wb") as f:
+                    f.write(data)
+
+            self._write_atomic(os.path.join(item_path, "metadata.json"), write)
+        except Exception:
+            pass
+
+    def store_entry(self, call_id, item, metadata, verbose=1):
+        """Publish a whole entry: metadata first, then the output.
+
+        ``contains_item`` looks for the output only, so once it is visible the
+        metadata is there as well.
+        """
+        self.store_metadata(call_id, metadata)
+        self.dump_item(call_id, item, verbose=verbose)
+
+    # -- clearing -----------------------------------------------------------
+    def clear_item(self, call_id):
+        """Delete the entry of ``call_id``."""
+        item_path = self._path(*call_id)
+        if self._item_exists(item_path):
+            self.clear_location(item_path)
+
+    def contains_path(self, call_id):
+        """Return True if the function folder exists."""
+        return self._item_exists(self._path(*call_id))
+
+    def clear_path(self, call_id):
+        """Delete every entry below a function folder."""
+        func_path = self._path(*call_id)
+        if self._item_exists(func_path):
+            self.clear_location(func_path)
+
+    def clear(self):
+        """Delete the whole store content."""
+        self.clear_location(self.location)
+
+    # -- function code ------------------------------------------------------
+    def store_cached_func_code(self, call_id, func_code=None):
+        """Create the function folder and, if given, write ``func_code.py``."""
+        func_path = self._path(*call_id)
+        if not self._item_exists(func_path):
+            self.create_location(func_path)
+        if func_code is None:
+            return
+        data = func_code.encode("utf-8")
+
+        def write(tmp):
+            with self._open_item(tmp, "wb") as f:
+                f.write(data)
+
+        # A reader seeing half a file would take it for changed code and wipe
+        # the cache of every other process.
+        self._write_atomic(os.path.join(func_path, "func_code.py"), write)
+
+    def get_cached_func_code(self, call_id):
+        """Return the text of ``func_code.py``; raise OSError if missing."""
+        with self._open_item(self._path(*call_id, "func_code.py"), "rb") as f:
+            return f.read().decode("utf-8")
+
+    def get_cached_func_info(self, call_id):
+        """Return ``{"location": path}`` of the function folder."""
+        return {"location": self._path(*call_id)}
+
+    # -- size limits --------------------------------------------------------
+    def enforce_store_limits(self, bytes_limit, items_limit=None, age_limit=None):
+        """Delete least recently used entries until every limit holds."""
+        for item in self._get_items_to_delete(bytes_limit, items_limit, age_limit):
+            if self.verbose > 10:
+                print(f"Deleting item {item}")
+            # Another process may be deleting the same entry.
+            with contextlib.suppress(OSError):
+                self.clear_location(item.path)
+
+    def _get_items_to_delete(self, bytes_limit, items_limit=None, age_limit=None):
+        if isinstance(bytes_limit, str):
+            bytes_limit = memstr_to_bytes(bytes_limit)
+        if age_limit is not None and age_limit.total_seconds() < 0:
+            raise ValueError(
+                f"age_limit has to be a positive timedelta, got {age_limit!r}"
+            )
+        items = self.get_items()
+        if not items:
+            return []
+        excess_bytes = 0
+        if bytes_limit is not None:
+            excess_bytes = sum(i.size for i in items) - bytes_limit
+        excess_items = 0 if items_limit is None else len(items) - items_limit
+        deadline = None
+        if age_limit is not None:
+            deadline = datetime.datetime.now() - age_limit
+        items.sort(key=operator.attrgetter("last_access"))
+        doomed = []
+        freed_bytes = 0
+        for item in items:
+            if (
+                freed_bytes >= excess_bytes
+                and len(doomed) >= excess_items
+                and (deadline is None or item.last_access > deadline)
+            ):
+                break
+            doomed.append(item)
+            freed_bytes += item.size
+        return doomed
+
+    def _concurrency_safe_write(self, to_write, filename, write_func):
+        self._write_atomic(filename, lambda tmp: write_func(to_write, tmp))
+
+    def __repr__(self):
+        return f'{type(self).__name__}(location="{self.location}")'
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
+    """Store on a local or network file system (the ``"local"`` backend).
+
+    ``backend_options`` understood: ``compress``, ``mmap_mode`` and ``fsync``
+    (default True: outputs reach the disk before they are renamed into place).
+    """
+
+    _open_item = staticmethod(open)
+    _item_exists = staticmethod(os.path.exists)
+
+    @staticmethod
+    def _move_item(src, dst):
+        os.replace(src, dst)
+
+    def clear_location(self, location):
+        """Delete ``location``; the store root itself is only emptied."""
+        if location == self.location:
+            for name in os.listdir(location):
+                path = os.path.join(location, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+        elif os.path.isdir(location):
+            shutil.rmtree(location, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(location)
+
+    def create_location(self, location):
+        """Create the folder ``location`` and its parents."""
+        os.makedirs(location, exist_ok=True)
+
+    def _load_output(self, filename, mmap_mode):
+        return _persist.load(filename, mmap_mode=mmap_mode)
+
+    def _write_output(self, tmp, item):
+        _persist.dump(item, tmp, compress=self.compress)
+        if self._fsync:
+            _fsync_path(tmp)
+
+    def get_items(self):
+        """Return a :data:`CacheItemInfo` for each entry folder."""
+        items = []
+        for dirpath, _, filenames in os.walk(self.location):
+            if not _ENTRY_NAME.fullmatch(os.path.basename(dirpath)):
+                continue
+            try:
+                last_access = os.path.getatime(os.path.join(dirpath, "output.pkl"))
+            except OSError:
+                try:
+                    last_access = os.path.getatime(dirpath)
+                except OSError:
+                    continue  # deleted meanwhile
+            try:
+                size = sum(
+                    os.path.getsize(os.path.join(dirpath, fn)) for fn in filenames
+                )
+            except OSError:
+                continue  # being deleted by another process
+            items.append(
+                CacheItemInfo(
+                    dirpath, size, datetime.datetime.fromtimestamp(last_access)
+                )
+            )
+        return items
+
+    def configure(self, location, verbose=1, backend_options=None):
+        """Create ``location`` (with a ``.gitignore`` at the cache root)."""
+        options = dict(backend_options or {})
+        self.location = location
+        os.makedirs(location, exist_ok=True)
+        # Memory appends "joblib" to str locations: the .gitignore goes one up.
+        root = location
+        if os.path.basename(location) == "joblib" and os.path.dirname(location):
+            root = os.path.dirname(location)
+        gitignore = os.path.join(root, ".gitignore")
+        if not os.path.exists(gitignore):
+            try:
+                tmp = _temp_name(gitignore)
+                with open(tmp, "w") as f:
+                    f.write("# Created by joblib automatically.\n*\n")
+                os.replace(tmp, gitignore)
+            except OSError as exc:
+                warnings.warn(
+                    f"Unable to write {gitignore}. Exception: {exc}.", stacklevel=2
+                )
+        self.compress = options.get("compress", False)
+        mmap_mode = options.get("mmap_mode")
+        if self.compress and mmap_mode is not None:
+            warnings.warn(
+                "Compressed items cannot be memmapped in a filesystem store. "
+                "Option will be ignored.",
+                stacklevel=2,
+            )
+        self.mmap_mode = mmap_mode
+        self._fsync = bool(options.get("fsync", True))
+        self.verbose = verbose
+
+
+_STORE_BACKENDS: dict[str, type] = {"local": FileSystemStoreBackend}
+
+
+def _fsspec_backend() -> type:
+    from ._fsspec_store import FsspecStoreBackend
+
+    return FsspecStoreBackend
+
+
+def register_store_backend(backend_name, backend):
+    """Make a store class available to ``Memory(..., backend=backend_name)``.
+
+    Parameters
+    ----------
+    backend_name : str
+        Name to pass as ``backend``; ``"local"`` and ``"fsspec"`` are built in.
+    backend : type
+        A subclass of :class:`StoreBackendBase` (usually also of
+        :class:`StoreBackendMixin`).
+
+    Raises
+    ------
+    ValueError
+        If the name is not a str or the class does not inherit
+        :class:`StoreBackendBase`.
+
+    Examples
+    --------
+    >>> class MyStore(FileSystemStoreBackend):
+    ...     pass
+    >>> register_store_backend("mine", MyStore)
+    """
+    if not isinstance(backend_name, str):
+        raise ValueError(
+            f"Store backend name should be a string, '{backend_name}' given."
+        )
+    if not (isinstance(backend, type) and issubclass(backend, StoreBackendBase)):
+        raise ValueError(
+            f"Store backend should inherit StoreBackendBase, '{backend}' given."
+        )
+    _STORE_BACKENDS[backend_name] = backend
+
+
+def _store_backend_factory(backend, location, verbose=0, backend_options=None):
+    """Return a configured store for ``location``, or None when disabled."""
+    if isinstance(location, StoreBackendBase):
+        return location
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
+    if isinstance(location, str):
+        location = os.path.expanduser(location)
+        cls = _STORE_BACKENDS.get(backend)
+        if cls is None and backend == "fsspec":
+            cls = _fsspec_backend()
+        if cls is None:
+            known = sorted({*_STORE_BACKENDS, "fsspec"})
+            raise TypeError(
+                f"Unknown location {location} or backend {backend}: "
+                f"registered backends are {known}."
+            )
+        store = cls()
+        options = backend_options or {}
+        store.configure(location, verbose=verbose, backend_options=options)
+        return store
+    if location is not None:
+        warnings.warn(
+            f"Instantiating a backend using a {type(location).__name__} as a "
+            "location is not supported by joblib. Returning None instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return None
