@@ -44,6 +44,9 @@ class FsspecStoreBackend(StoreBackendBase, StoreBackendMixin):
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.location, *parts)
 
+    def _output_path(self, call_id) -> str:
+        return posixpath.join(self.location, *call_id, "output.pkl")
+
     def create_location(self, location):
         """Create the folder ``location`` (a no-op on object stores)."""
         self.fs.makedirs(location, exist_ok=True)

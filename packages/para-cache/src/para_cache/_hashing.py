@@ -3,9 +3,9 @@
 Data flow::
 
     obj --C Pickler(protocol 5, no memo)--> write() == hash.update --> digest
-            |  persistent_id hook
-            |-- dict / set     -> items in sorted order (order independence)
-            '-- numpy ndarray  -> (class, dtype, shape, order) + PickleBuffer
+            |-- persistent_id:   dict / set -> items in a canonical order
+            '-- reducer_override: ndarray   -> (class, dtype, shape, order)
+                                               + PickleBuffer(data), no copy
 
 The pickler writes its frames straight into ``hash.update`` and large
 buffers (array data, big bytes) are handed over without a copy, so hashing a
@@ -74,20 +74,31 @@ def _item_digest(obj: Any) -> bytes:
     return _hash_bytes(obj, "md5", False)
 
 
-def _sorted_items(items: Any) -> list:
-    items = list(items)
-    try:
-        items.sort()
-    except TypeError:
-        items.sort(key=lambda kv: _item_digest(kv[0]))
-    return items
+# Types whose values are totally ordered by ``<`` (floats are not: NaN; nor
+# are tuples or frozensets). Anything else is ordered by its own digest.
+_TOTALLY_ORDERED = {
+    frozenset(types) for types in ({str}, {int}, {bytes}, {int, bool}, {bool})
+}
+
+
+def _ordered_by_value(values: Any) -> bool:
+    return frozenset(map(type, values)) in _TOTALLY_ORDERED
+
+
+def _sorted_dict(d: dict) -> tuple[list, list]:
+    # Keys and values as two lists: no pair tuples for the pickler to visit.
+    if _ordered_by_value(d):  # iterating a dict yields its keys, at C speed
+        keys = sorted(d)
+    else:
+        keys = sorted(d, key=_item_digest)
+    return keys, list(map(d.__getitem__, keys))
 
 
 def _sorted_set(values: Any) -> list:
     values = list(values)
-    try:
+    if _ordered_by_value(values):
         values.sort()
-    except TypeError:
+    else:
         values.sort(key=_item_digest)
     return values
 
@@ -105,17 +116,22 @@ class _HashPickler(pickle.Pickler):
         self._np = np
 
     def persistent_id(self, obj: Any) -> Any:
+        # Called for every object: keep the common path to two type checks.
         t = type(obj)
         if t is dict:
             if len(obj) < 2:
                 return None
-            return (_SORTED, "dict", _sorted_items(obj.items()))
+            return (_SORTED, "dict", *_sorted_dict(obj))
         if t is set or t is frozenset:
             return (_SORTED, t.__name__, _sorted_set(obj))
+        return None
+
+    def reducer_override(self, obj: Any) -> Any:
+        # Only called for non-builtin types, so arrays cost nothing elsewhere.
         ndarray = self._ndarray
         if ndarray is not None and isinstance(obj, ndarray):
-            return self._array_id(obj)
-        return None
+            return tuple, (self._array_id(obj),)
+        return NotImplemented
 
     def _array_id(self, arr: Any) -> Any:
         np = self._np

@@ -175,6 +175,20 @@ class ArgSpec:
         self.name = get_func_name(func, resolv_alias=False)[1]
 
 
+class _LazyText:
+    """``name(signature)``, rendered only when an error message needs it."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: ArgSpec) -> None:
+        self.spec = spec
+
+    def __str__(self) -> str:
+        return f"{self.spec.name}{self.spec.sig}"
+
+    __format__ = lambda self, spec: str(self)  # noqa: E731
+
+
 def _call_text(name: str, args: Any, kwargs: dict) -> str:
     kw = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     return f"{name}({repr(list(args))[1:-1]}, {kw})"
@@ -217,7 +231,7 @@ def filter_args(
         return {"*": args, "**": kwargs}
     if spec.is_method:
         args.insert(0, func.__self__)
-    sig_text = f"{spec.name}{spec.sig}"
+    sig_text = _LazyText(spec)
     out = dict(spec.defaults)
     names = spec.names
     for i, arg_name in enumerate(names):

@@ -449,7 +449,12 @@ class MemorizedFunc(Logger):
         call_id = (self.func_id, args_id)
         if self._verbose >= 20:
             self._log_query(call_id, args, kwargs)
-        if self._is_in_cache_and_valid(call_id):
+        if shelving or self.cache_validation_callback is not None:
+            usable = self._is_in_cache_and_valid(call_id)
+        else:
+            # Hot path: skip the existence check, a missing file is a miss.
+            usable = self._check_previous_func_code(stacklevel=3)
+        if usable:
             if shelving:
                 return self._get_memorized_result(call_id), {}
             try:

@@ -103,6 +103,10 @@ class StoreBackendMixin:
     def _path(self, *parts: str) -> str:
         return os.path.join(self.location, *parts)
 
+    def _output_path(self, call_id) -> str:
+        # Hot path of every cache hit: one join instead of three.
+        return os.path.join(self.location, *call_id, "output.pkl")
+
     def _load_output(self, filename: str, mmap_mode: str | None) -> Any:
         # Generic stores hand over a file object; memmapping needs a real path.
         with self._open_item(filename, "rb") as f:
@@ -116,10 +120,10 @@ class StoreBackendMixin:
         KeyError
             If the entry does not exist (it may have been cleared meanwhile).
         """
-        full_path = self._path(*call_id)
         if verbose > 1:
+            full_path = self._path(*call_id)
             self._print_loading(call_id, full_path, verbose, timestamp, metadata)
-        filename = os.path.join(full_path, "output.pkl")
+        filename = self._output_path(call_id)
         try:
             return self._load_output(filename, self.mmap_mode)
         except FileNotFoundError:
@@ -143,7 +147,7 @@ class StoreBackendMixin:
 
     def contains_item(self, call_id):
         """Return True if an output is stored for ``call_id``."""
-        return self._item_exists(self._path(*call_id, "output.pkl"))
+        return self._item_exists(self._output_path(call_id))
 
     def get_item_info(self, call_id):
         """Return ``{"location": path}`` of the entry."""
