@@ -1,0 +1,406 @@
+"""``dump`` and ``load``: argument handling, atomic writes, format dispatch.
+
+::
+
+    dump ─► parse compress ─► temp file in the target folder
+         ─► [compressor file] ─► _pickler.write_stream ─► fsync ─► os.replace
+
+    load ─► magic bytes ─┬─ "ZF" (joblib < 0.10) ─────────► stream unpickler
+                         ├─ compressor magic ─► decompress ► stream unpickler
+                         ├─ para HEAD + path ─► check index ► C unpickler
+                         └─ anything else (joblib files) ──► stream unpickler
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import secrets
+import warnings
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from . import _compressors
+from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
+from ._errors import CorruptFileError, UnsafeLoadError
+from ._npwrp import read_zfile
+from ._pickler import FOOTER, HEAD, MAGIC, SEGMENT, write_stream
+from ._unpickler import _Ctx, _FastUnpickler, _StreamUnpickler, normalize_allowed
+
+__all__ = ["dump", "load"]
+
+_MMAP_MODES = (None, "r+", "r", "w+", "c")
+_BUFFER = 1024**2
+
+
+def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | None:
+    """Return ``(method, level)`` or None for no compression, as joblib does."""
+    method: str | None = "zlib"
+    explicit = False
+    if compress is True:
+        level: Any = None
+    elif isinstance(compress, tuple):
+        if len(compress) != 2:
+            raise ValueError(
+                "Compress argument tuple should contain exactly 2 elements: "
+                f"(compress method, compress level), you passed {compress!r}"
+            )
+        method, level = compress
+        explicit = True
+    elif isinstance(compress, str):
+        method, level, explicit = compress, None, True
+    else:
+        level = compress
+    if method == "lz4" and not _compressors._is_available("lz4"):
+        raise ValueError(LZ4_NOT_INSTALLED_ERROR)
+    if method == "zstd" and not _compressors._is_available("zstd"):
+        raise ValueError(ZSTD_NOT_INSTALLED_ERROR)
+    levels = range(1, 23) if method == "zstd" else range(10)
+    if level is not None and level is not False and level != 0:
+        if isinstance(level, bool) or not isinstance(level, int) or level not in levels:
+            raise ValueError(
+                f'Non valid compress level given: "{level!r}". Possible values '
+                f"are {list(range(10))} (1 to 22 for zstd), True or False."
+            )
+    if method not in _compressors._COMPRESSORS:
+        raise ValueError(
+            f'Non valid compression method given: "{method!r}". Possible '
+            f"values are {sorted(_compressors._COMPRESSORS)}."
+        )
+    if isinstance(filename, str) and not explicit:
+        # The extension picks the method unless compress named one.
+        for name, wrapper in _compressors._COMPRESSORS.items():
+            if wrapper.extension and filename.endswith(wrapper.extension):
+                method = name
+                if level == 0:
+                    level = None
+                break
+    if level == 0 or level is False:
+        return None
+    return method or "zlib", level
+
+
+def _resolve_protocol(protocol: Any) -> int:
+    if protocol is None or (isinstance(protocol, int) and protocol < 0):
+        return pickle.HIGHEST_PROTOCOL
+    if (
+        isinstance(protocol, bool)
+        or not isinstance(protocol, int)
+        or protocol > pickle.HIGHEST_PROTOCOL
+    ):
+        raise ValueError(
+            f"pickle protocol must be an int <= {pickle.HIGHEST_PROTOCOL} or "
+            f"None, got {protocol!r}"
+        )
+    return protocol
+
+
+def _write_to(value: Any, raw: Any, comp: tuple[str, int | None] | None, proto: int):
+    try:
+        base = raw.tell()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        base = 0
+    if comp is None:
+        write_stream(value, raw, proto, base, sliced=False)
+        return
+    method, level = comp
+    cfile = _compressors._COMPRESSORS[method].compressor_file(raw, compresslevel=level)
+    try:
+        write_stream(value, cfile, proto, 0, sliced=True)
+    finally:
+        cfile.close()
+
+
+def dump(
+    value: Any, filename: Any, compress: Any = 0, protocol: int | None = None
+) -> list[str] | None:
+    """Persist an arbitrary Python object into one file, numpy arrays raw.
+
+    The file is joblib's format: ``joblib.load`` (>= 1.2) reads it, for
+    every compressor joblib knows. Writing to a path is atomic: the data goes
+    to a temporary file in the same folder, is flushed and fsynced, then
+    renamed over ``filename``; on any error the previous file is untouched.
+
+    Parameters
+    ----------
+    value : object
+        The object to store.
+    filename : str, os.PathLike or binary file object
+        Destination. With a path ending in ``.z .gz .bz2 .lzma .xz .lz4`` or
+        ``.zst`` the matching compressor is used unless ``compress`` names one.
+    compress : bool, int 0-9, str or (str, int), default 0
+        False/0: no compression; True: zlib level 3... as joblib (level
+        ``None`` means the compressor's default); an int: zlib at that level;
+        a name (``'zlib', 'gzip', 'bz2', 'lzma', 'xz', 'lz4', 'zstd'``) or a
+        ``(name, level)`` tuple. zstd accepts levels 1-22 and compresses on
+        all cores.
+    protocol : int, optional
+        Pickle protocol; default the highest. Arrays are written raw (and
+        can be memory-mapped on load) with protocol 5.
+
+    Returns
+    -------
+    list of str or None
+        ``[filename]`` when given a path; ``None`` for a file object, as in
+        joblib.
+
+    Raises
+    ------
+    ValueError
+        Bad ``compress`` value, unknown method, missing lz4/zstandard, or a
+        ``filename`` that is neither a path nor a writable file object.
+
+    Examples
+    --------
+    >>> import para_persist
+    >>> para_persist.dump({"a": [1, 2, 3]}, "data.pkl")  # doctest: +SKIP
+    ['data.pkl']
+    >>> para_persist.dump(big_array, "data.pkl.zst")  # doctest: +SKIP
+    ['data.pkl.zst']
+    """
+    if isinstance(filename, os.PathLike):
+        filename = os.fspath(filename)
+    is_path = isinstance(filename, str)
+    if not is_path and not hasattr(filename, "write"):
+        raise ValueError(
+            "Second argument should be a filename (str or os.PathLike) or a "
+            f"binary file object with a write method, {filename!r} "
+            f"(type {type(filename).__name__}) was given."
+        )
+    comp = _parse_compress(compress, filename)
+    proto = _resolve_protocol(protocol)
+    if not is_path:
+        _write_to(value, filename, comp, proto)
+        return None
+    folder = os.path.dirname(os.path.abspath(filename))
+    base = os.path.basename(filename)
+    while True:
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            raw = open(tmp, "xb", buffering=_BUFFER)
+            break
+        except FileExistsError:  # pragma: no cover - 48-bit random name
+            continue
+    try:
+        with raw:
+            _write_to(value, raw, comp, proto)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, filename)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return [filename]
+
+
+def _read_index(f: Any, size: int) -> tuple[bytearray, list[tuple[int, int]]]:
+    """Check a para file's footer and CRC; return its pickle bytes and blocks."""
+    if size < len(HEAD) + FOOTER.size:
+        raise CorruptFileError(f"file of {size} bytes is too short to be complete")
+    f.seek(size - FOOTER.size)
+    nseg, struct_len, crc, magic = FOOTER.unpack(f.read(FOOTER.size))
+    if magic != MAGIC:
+        raise CorruptFileError("para-persist file without its index (truncated?)")
+    table_start = size - FOOTER.size - nseg * SEGMENT.size
+    if nseg > size or table_start < len(HEAD) or struct_len > table_start:
+        raise CorruptFileError("damaged para-persist index")
+    f.seek(table_start)
+    table = f.read(nseg * SEGMENT.size)
+    segments = [SEGMENT.unpack_from(table, i * SEGMENT.size) for i in range(nseg)]
+    ranges, pos = [], 0
+    for off, length in segments:
+        if off < pos or length < 1 or off + length > table_start:
+            raise CorruptFileError("damaged para-persist index")
+        ranges.append((pos, off))
+        pos = off + length
+    ranges.append((pos, table_start))
+    if sum(b - a for a, b in ranges) != struct_len:
+        raise CorruptFileError("damaged para-persist index")
+    data = bytearray(struct_len)
+    view, at = memoryview(data), 0
+    for a, b in ranges:
+        f.seek(a)
+        if f.readinto(view[at : at + b - a]) != b - a:
+            raise CorruptFileError("file truncated")
+        at += b - a
+    if zlib.crc32(table, zlib.crc32(data)) != crc:
+        raise CorruptFileError("checksum mismatch: the file is damaged")
+    return data, segments
+
+
+def _skip_trailer(f: Any, ctx: _Ctx) -> None:
+    """Leave a file object after a para stream's index, as after a pickle."""
+    size = ctx.arrays_read * SEGMENT.size + FOOTER.size
+    tail = f.read(size)
+    if len(tail) != size or not tail.endswith(MAGIC):
+        raise CorruptFileError("para-persist stream without its index")
+
+
+def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
+    n = _compressors._max_prefix_len()
+    if hasattr(f, "peek"):
+        head = f.peek(max(n, len(HEAD)))[: max(n, len(HEAD))]
+    else:
+        start = f.tell()
+        head = f.read(max(n, len(HEAD)))
+        f.seek(start)
+    kind = _compressors._detect(head)
+    if kind == "compat":
+        warnings.warn(
+            f"The file {ctx.filename!r} was written by joblib < 0.10; dump it "
+            "again to get the current format.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        stream = io.BytesIO(read_zfile(f))
+        ctx.stream, ctx.file_size, ctx.mmap_mode = stream, None, None
+        return _StreamUnpickler(stream, ctx).load()
+    if kind is not None:
+        if ctx.mmap_mode is not None:
+            warnings.warn(
+                f'mmap_mode "{ctx.mmap_mode}" is not compatible with compressed '
+                f"file {ctx.filename}. \"{ctx.mmap_mode}\" flag will be ignored.",
+                stacklevel=3,
+            )
+            ctx.mmap_mode = None
+        dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
+        try:
+            ctx.stream = dec
+            return _StreamUnpickler(dec, ctx).load()
+        finally:
+            dec.close()
+    if is_path and head.startswith(HEAD):
+        size = os.fstat(f.fileno()).st_size
+        data, segments = _read_index(f, size)
+        ctx.file, ctx.segments = f, segments
+        obj = _FastUnpickler(io.BytesIO(data), ctx).load()
+        if ctx.seg_i != len(segments):
+            raise CorruptFileError("file has more raw array blocks than arrays")
+        return obj
+    try:
+        ctx.file_size = os.fstat(f.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        ctx.file_size = None
+    ctx.stream = f
+    obj = _StreamUnpickler(f, ctx).load()
+    if head.startswith(HEAD):
+        _skip_trailer(f, ctx)
+    return obj
+
+
+def load(
+    filename: Any,
+    mmap_mode: str | None = None,
+    ensure_native_byte_order: bool | str = "auto",
+    *,
+    trusted: bool = True,
+    allowed_globals: Iterable[Any] = (),
+) -> Any:
+    """Reconstruct an object from a file written by :func:`dump` or joblib.
+
+    Reads every joblib format (>= 0.8, every compressor) without joblib.
+
+    Parameters
+    ----------
+    filename : str, os.PathLike or binary file object
+        The file to read.
+    mmap_mode : {None, 'r+', 'r', 'w+', 'c'}, optional
+        Memory-map the arrays of an uncompressed file (opened by path)
+        instead of reading them; they come back as ``numpy.memmap``.
+        Ignored, with a warning, for compressed files.
+    ensure_native_byte_order : bool or 'auto', default 'auto'
+        Convert arrays to the machine's byte order. ``'auto'`` means True
+        without ``mmap_mode`` and False with it; True with ``mmap_mode`` is
+        an error.
+    trusted : bool, default True
+        ``True`` unpickles like joblib: the file may run any code, so only
+        load files you trust. ``False`` is the way to open files from
+        elsewhere: only numpy arrays and dtypes, builtin containers and
+        scalars (and ``allowed_globals``) are admitted; any other global
+        raises :class:`UnsafeLoadError` before it is imported or called.
+    allowed_globals : iterable, optional
+        With ``trusted=False``: more globals to admit, as ``'module.name'``
+        strings, ``(module, name)`` tuples or the objects themselves.
+
+    Returns
+    -------
+    object
+        The stored object.
+
+    Raises
+    ------
+    CorruptFileError
+        The file is truncated, damaged or not a pickle (the original error is
+        chained).
+    UnsafeLoadError
+        ``trusted=False`` and the file names a global that is not admitted.
+    ValueError
+        Bad ``mmap_mode`` or ``ensure_native_byte_order``.
+    FileNotFoundError
+        ``filename`` (or a sibling file of a joblib < 0.10 dump) is missing.
+
+    Examples
+    --------
+    >>> import para_persist
+    >>> obj = para_persist.load("data.pkl")  # doctest: +SKIP
+    >>> arr = para_persist.load("data.pkl", mmap_mode="r")  # doctest: +SKIP
+    >>> safe = para_persist.load("downloaded.pkl", trusted=False)  # doctest: +SKIP
+    """
+    if mmap_mode not in _MMAP_MODES:
+        raise ValueError(
+            f"mmap_mode must be one of {list(_MMAP_MODES)}, got {mmap_mode!r}"
+        )
+    if ensure_native_byte_order == "auto":
+        ensure_native_byte_order = mmap_mode is None
+    elif not isinstance(ensure_native_byte_order, bool):
+        raise ValueError(
+            "ensure_native_byte_order must be True, False or 'auto', got "
+            f"{ensure_native_byte_order!r}"
+        )
+    if ensure_native_byte_order and mmap_mode is not None:
+        raise ValueError(
+            "Native byte ordering can only be enforced if 'mmap_mode' parameter "
+            f"is set to None, but got 'mmap_mode={mmap_mode}' instead."
+        )
+    allowed = normalize_allowed(allowed_globals)
+    if allowed and trusted:
+        raise ValueError(
+            "allowed_globals only applies with trusted=False; pass "
+            "trusted=False to restrict loading to the allowed globals."
+        )
+    if isinstance(filename, os.PathLike):
+        filename = os.fspath(filename)
+    is_path = isinstance(filename, (str, bytes))
+    if not is_path and not hasattr(filename, "read"):
+        raise ValueError(
+            "filename should be a path (str or os.PathLike) or a binary file "
+            f"object with a read method, {filename!r} was given."
+        )
+    name = os.fsdecode(filename) if is_path else getattr(filename, "name", None)
+    ctx = _Ctx(
+        filename=name if is_path else None,
+        dirname=os.path.dirname(name) if isinstance(name, str) else "",
+        # joblib maps arrays only when loading by path.
+        mmap_mode=mmap_mode if is_path else None,
+        native=bool(ensure_native_byte_order),
+        safe=not trusted,
+        allowed=allowed,
+    )
+    f = open(filename, "rb") if is_path else filename
+    try:
+        return _load_from(f, ctx, is_path)
+    except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):
+        raise
+    except (Exception, RecursionError) as exc:
+        raise CorruptFileError(
+            f"cannot load {name or filename!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        if is_path:
+            f.close()
+

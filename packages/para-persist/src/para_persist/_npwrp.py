@@ -1,0 +1,346 @@
+"""Array placeholders of the joblib file formats, and how their data is read.
+
+This module's dotted name has exactly the length of ``joblib.numpy_pickle``
+so the writer can rename the placeholder class in the pickle stream in place
+(see ``_pickler``). Placeholders:
+
+* :class:`NumpyArrayWrapper` (joblib >= 0.10): metadata pickled in the
+  stream, raw array bytes right after it (after 1 + n padding bytes when
+  ``numpy_array_alignment_bytes`` is set).
+* :class:`NDArrayWrapper` (joblib 0.8-0.9): a sibling ``.npy`` file.
+* :class:`ZNDArrayWrapper` (joblib 0.8-0.9 compressed): a sibling zlib
+  "ZF" container with the array buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+import zlib
+from typing import Any
+
+from ._errors import CorruptFileError
+
+__all__ = [
+    "NUMPY_ARRAY_ALIGNMENT_BYTES",
+    "NDArrayWrapper",
+    "NumpyArrayWrapper",
+    "ZNDArrayWrapper",
+    "read_zfile",
+    "write_zfile",
+]
+
+NUMPY_ARRAY_ALIGNMENT_BYTES = 16
+_ZFILE_PREFIX = b"ZF"
+_ZFILE_LEN_FIELD = len(f"{2**64:#x}")  # 19: hex length, space padded
+_ZLIB_MAX_RATIO = 1032  # deflate cannot expand input more than this
+
+
+class NumpyArrayWrapper:
+    """Metadata of an array whose raw bytes follow it in the file.
+
+    Parameters
+    ----------
+    subclass : type
+        ``numpy.ndarray`` or the subclass of the stored array.
+    shape : tuple of int
+        Array shape.
+    order : {'C', 'F'}
+        Memory order of the stored bytes.
+    dtype : numpy.dtype
+        Array dtype.
+    allow_mmap : bool, default False
+        Whether ``load(..., mmap_mode=...)`` may map the bytes.
+    numpy_array_alignment_bytes : int or None, default 16
+        Alignment of the data; ``None`` in files written before joblib 1.2.
+    """
+
+    _ctx: Any = None  # set on the per-load subclasses made by the loader
+
+    def __init__(
+        self,
+        subclass: type,
+        shape: tuple[int, ...],
+        order: str,
+        dtype: Any,
+        allow_mmap: bool = False,
+        numpy_array_alignment_bytes: int | None = NUMPY_ARRAY_ALIGNMENT_BYTES,
+    ) -> None:
+        self.subclass = subclass
+        self.shape = shape
+        self.order = order
+        self.dtype = dtype
+        self.allow_mmap = allow_mmap
+        self.numpy_array_alignment_bytes = numpy_array_alignment_bytes
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise CorruptFileError(f"bad array metadata {state!r}")
+        self.__dict__.update(state)
+        ctx = type(self)._ctx
+        if ctx is not None and ctx.segments is not None:
+            # Fast path: the C unpickler cannot swap this placeholder for the
+            # array, so the array is read now and unwrapped by the REDUCE
+            # that follows it in para-written files.
+            self.array = _read_segment(self, ctx)
+
+
+class NDArrayWrapper:
+    """Placeholder of joblib 0.8-0.9 for an array stored in a sibling file."""
+
+    _ctx: Any = None
+
+    def __init__(self, filename: str, subclass: type, allow_mmap: bool = True):
+        self.filename = filename
+        self.subclass = subclass
+        self.allow_mmap = allow_mmap
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise CorruptFileError(f"bad array metadata {state!r}")
+        self.__dict__.update(state)
+
+
+class ZNDArrayWrapper(NDArrayWrapper):
+    """Placeholder of joblib 0.8-0.9 for an array in a sibling "ZF" file."""
+
+    def __init__(self, filename: str, init_args: tuple, state: tuple) -> None:  # type: ignore[override]
+        self.filename = filename
+        self.init_args = init_args
+        self.state = state
+
+
+def _np() -> Any:
+    try:
+        import numpy
+    except ImportError:
+        raise ImportError(
+            "This file holds numpy arrays but numpy is not installed: "
+            "`pip install numpy` (or `pip install para-persist[numpy]`)."
+        ) from None
+    return numpy
+
+
+def _meta(w: Any) -> tuple[Any, Any, tuple[int, ...], str, int]:
+    """Validate a placeholder's metadata before any allocation."""
+    np = _np()
+    dtype, shape, order = w.__dict__.get("dtype"), w.__dict__.get("shape"), None
+    order = w.__dict__.get("order", "C")
+    subclass = w.__dict__.get("subclass", np.ndarray)
+    if not isinstance(dtype, np.dtype):
+        raise CorruptFileError(f"bad array dtype {dtype!r}")
+    if not isinstance(shape, tuple) or not all(
+        isinstance(n, (int, np.integer)) and n >= 0 for n in shape
+    ):
+        raise CorruptFileError(f"bad array shape {shape!r}")
+    if order not in ("C", "F"):
+        raise CorruptFileError(f"bad array order {order!r}; expected 'C' or 'F'")
+    if not (isinstance(subclass, type) and issubclass(subclass, np.ndarray)):
+        raise CorruptFileError(f"bad array class {subclass!r}")
+    shape = tuple(int(n) for n in shape)
+    return np, dtype, shape, order, math.prod(shape) * dtype.itemsize
+
+
+def _readinto_exact(f: Any, buf: Any, what: str) -> None:
+    with memoryview(buf) as view, view.cast("B") as out:
+        n, got = len(out), 0
+        while got < n:
+            k = f.readinto(out[got:])
+            if not k:
+                raise CorruptFileError(
+                    f"file truncated: {what} needs {n} bytes, only {got} present"
+                )
+            got += k
+
+
+def _finish(np: Any, arr: Any, subclass: type, native: bool) -> Any:
+    if native and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if subclass is not np.ndarray and subclass is not np.memmap:
+        arr = arr.view(subclass)
+    return arr
+
+
+def _memmap(np: Any, ctx: Any, dtype: Any, shape: tuple, order: str, offset: int):
+    mode = "r+" if ctx.mmap_mode == "w+" else ctx.mmap_mode  # never truncate
+    return np.memmap(
+        ctx.filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
+    )
+
+
+def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
+    """Read (or map) the next raw block listed in a para file's segment table."""
+    np, dtype, shape, order, nbytes = _meta(w)
+    if dtype.hasobject:
+        raise CorruptFileError("object array placeholder in a raw segment")
+    offset, length = ctx.next_segment()
+    f = ctx.file
+    f.seek(offset)
+    pad = f.read(1)
+    if len(pad) != 1 or length != 1 + pad[0] + nbytes:
+        raise CorruptFileError(
+            f"array block at offset {offset} has {length} bytes, "
+            f"metadata says {nbytes} (+ padding)"
+        )
+    data_offset = offset + 1 + pad[0]
+    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap") and nbytes:
+        return _finish(
+            np, _memmap(np, ctx, dtype, shape, order, data_offset), w.subclass, False
+        )
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    f.seek(data_offset)
+    _readinto_exact(f, flat, "array data")
+    return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+
+
+def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
+    """Read the array of a joblib placeholder from where the stream stands."""
+    if isinstance(w, NDArrayWrapper):
+        return _read_sibling(w, ctx)
+    np, dtype, shape, order, nbytes = _meta(w)
+    f = ctx.stream
+    if dtype.hasobject:
+        # joblib pickles object arrays as a nested pickle after the wrapper.
+        arr = unpickler_factory(f).load()
+        if not isinstance(arr, np.ndarray):
+            raise CorruptFileError(f"expected an object array, got {type(arr)}")
+        return arr
+    aligned = w.__dict__.get("numpy_array_alignment_bytes") is not None
+    if aligned:
+        pad = f.read(1)
+        if len(pad) != 1 or len(f.read(pad[0])) != pad[0]:
+            raise CorruptFileError("file truncated in array padding")
+    if ctx.file_size is not None and f.tell() + nbytes > ctx.file_size:
+        raise CorruptFileError(
+            f"array of {nbytes} bytes does not fit in the "
+            f"{ctx.file_size - f.tell()} bytes left in the file"
+        )
+    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap") and nbytes:
+        offset = f.tell()
+        if not aligned and offset % NUMPY_ARRAY_ALIGNMENT_BYTES:
+            warnings.warn(
+                f"The array mapped from {ctx.filename!r} at offset {offset} is "
+                "not 16-byte aligned (file written before joblib 1.2); some "
+                "libraries may crash on it. Dump the object again to fix this.",
+                stacklevel=2,
+            )
+        arr = _memmap(np, ctx, dtype, shape, order, offset)
+        f.seek(offset + nbytes)
+        return _finish(np, arr, w.subclass, False)
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    _readinto_exact(f, flat, "array data")
+    return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+
+
+def _sibling_path(w: Any, ctx: Any) -> str:
+    name = w.__dict__.get("filename")
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    if (
+        not isinstance(name, str)
+        or not name
+        or os.path.basename(name) != name
+        or name in (".", "..")
+    ):
+        raise CorruptFileError(f"bad sibling array file name {name!r}")
+    return os.path.join(ctx.dirname, name)
+
+
+def _read_sibling(w: Any, ctx: Any) -> Any:
+    np = _np()
+    path = _sibling_path(w, ctx)
+    if isinstance(w, ZNDArrayWrapper):
+        init_args = w.__dict__.get("init_args")
+        state = w.__dict__.get("state")
+        if (
+            not isinstance(init_args, tuple)
+            or len(init_args) != 3
+            or not isinstance(init_args[0], type)
+            or not issubclass(init_args[0], np.ndarray)
+            or not isinstance(state, tuple)
+        ):
+            raise CorruptFileError(f"bad compressed array metadata in {path!r}")
+        arr = _np_reconstruct(np)(*init_args)
+        with open(path, "rb") as fh:
+            data = read_zfile(fh)
+        arr.__setstate__((*state, data))
+        return arr
+    allow_mmap = w.__dict__.get("allow_mmap", True)
+    arr = np.load(
+        path,
+        mmap_mode=ctx.mmap_mode if allow_mmap else None,
+        allow_pickle=not ctx.safe,
+    )
+    subclass = w.__dict__.get("subclass", np.ndarray)
+    if not (isinstance(subclass, type) and issubclass(subclass, np.ndarray)):
+        raise CorruptFileError(f"bad array class {subclass!r}")
+    return _finish(np, arr, subclass, ctx.mmap_mode is None)
+
+
+def _np_reconstruct(np: Any) -> Any:
+    core = sys.modules.get("numpy._core.multiarray")
+    if core is None:
+        try:
+            from numpy._core import multiarray as core
+        except ImportError:  # numpy < 1.26
+            from numpy.core import multiarray as core
+    return core._reconstruct
+
+
+def read_zfile(file_handle: Any) -> bytes:
+    """Return the bytes held in a joblib < 0.10 zlib "ZF" container.
+
+    Parameters
+    ----------
+    file_handle : binary file object
+        Opened on the container, read from its start.
+
+    Raises
+    ------
+    CorruptFileError
+        If the header or the compressed data is damaged.
+    """
+    file_handle.seek(0)
+    header = file_handle.read(len(_ZFILE_PREFIX) + _ZFILE_LEN_FIELD)
+    if not header.startswith(_ZFILE_PREFIX):
+        raise CorruptFileError("not a ZF container: missing b'ZF' prefix")
+    try:
+        length = int(header[len(_ZFILE_PREFIX) :], 16)
+    except ValueError:
+        raise CorruptFileError(f"bad ZF length field {header[2:]!r}") from None
+    if file_handle.read(1) != b" ":
+        file_handle.seek(len(header))
+    compressed = file_handle.read()
+    if length < 0 or length > _ZLIB_MAX_RATIO * len(compressed) + 64:
+        raise CorruptFileError(
+            f"ZF length field says {length} bytes, impossible for "
+            f"{len(compressed)} compressed bytes"
+        )
+    try:
+        data = zlib.decompressobj(15).decompress(compressed, length)
+    except zlib.error as exc:
+        raise CorruptFileError(f"damaged ZF container: {exc}") from exc
+    if len(data) != length:
+        raise CorruptFileError(
+            f"ZF container holds {len(data)} bytes, header says {length}"
+        )
+    return data
+
+
+def write_zfile(file_handle: Any, data: bytes, compress: int = 1) -> None:
+    """Write ``data`` as a joblib < 0.10 zlib "ZF" container.
+
+    Parameters
+    ----------
+    file_handle : binary file object
+        Destination, written from its current position.
+    data : bytes-like
+        Payload.
+    compress : int, default 1
+        zlib level.
+    """
+    file_handle.write(_ZFILE_PREFIX)
+    file_handle.write(f"{len(data):#x}".ljust(_ZFILE_LEN_FIELD).encode("ascii"))
+    file_handle.write(zlib.compress(data, compress))
