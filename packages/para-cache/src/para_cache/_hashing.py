@@ -18,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import pickle
 import sys
+import types
 from typing import Any
+
+from ._inspect import _code_digest
 
 __all__ = ["Hasher", "NumpyHasher", "hash"]
 
@@ -131,6 +134,14 @@ class _HashPickler(pickle.Pickler):
         ndarray = self._ndarray
         if ndarray is not None and isinstance(obj, ndarray):
             return tuple, (self._array_id(obj),)
+        if isinstance(obj, (type, types.FunctionType)):
+            qualname = getattr(obj, "__qualname__", "")
+            if "<locals>" in qualname or "<lambda>" in qualname:
+                # Not importable, so not picklable by reference: identify it
+                # by where it was defined and, for functions, by its code.
+                code = getattr(obj, "__code__", None)
+                digest = _code_digest(code) if code is not None else ""
+                return tuple, (("local", obj.__module__, qualname, digest),)
         return NotImplemented
 
     def _array_id(self, arr: Any) -> Any:

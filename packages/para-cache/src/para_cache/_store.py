@@ -163,6 +163,18 @@ class StoreBackendMixin:
 
     # -- writing ------------------------------------------------------------
     def _write_atomic(self, filename: str, write) -> None:
+        # The entry folder may be removed under us (reduce_size, clear in
+        # another process): recreate it and try again a couple of times.
+        for attempt in range(3):
+            try:
+                self._write_once(filename, write)
+                return
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                self.create_location(os.path.dirname(filename))
+
+    def _write_once(self, filename: str, write) -> None:
         tmp = _temp_name(filename)
         try:
             write(tmp)
