@@ -370,7 +370,14 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
 
     def create_location(self, location):
         """Create the folder ``location`` and its parents."""
-        os.makedirs(location, exist_ok=True)
+        for attempt in range(3):
+            try:
+                os.makedirs(location, exist_ok=True)
+                return
+            except FileExistsError:
+                # makedirs saw the folder, then a concurrent rmtree removed it.
+                if attempt == 2:
+                    raise
 
     def _load_output(self, filename, mmap_mode):
         return _persist.load(filename, mmap_mode=mmap_mode)
