@@ -1,0 +1,123 @@
+"""para_joblib offers joblib's whole public API with joblib's signatures."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+
+import joblib
+import pytest
+
+import para_joblib
+
+
+def same_signature(ours, theirs) -> bool:
+    """Whether two callables take the same parameters, as joblib users see them.
+
+    Names, kinds, order and defaults must agree. Annotations are left out
+    (para's public API has type hints, joblib's has none), and defaults compare
+    by ``repr`` when ``==`` fails: joblib marks "use the active configuration"
+    defaults with sentinel objects (``default(None)``) that compare by
+    identity, so no other library's object can ever be ``==`` to them.
+    """
+    a, b = _bare(inspect.signature(ours)), _bare(inspect.signature(theirs))
+    return a == b or str(a) == str(b)
+
+
+def _bare(sig: inspect.Signature) -> inspect.Signature:
+    empty = inspect.Parameter.empty
+    return sig.replace(
+        parameters=[p.replace(annotation=empty) for p in sig.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
+
+
+SUBMODULES = [
+    "compressor",
+    "hashing",
+    "logger",
+    "memory",
+    "numpy_pickle",
+    "parallel",
+    "pool",
+]
+
+
+def test_all_covers_joblib_all():
+    missing = set(joblib.__all__) - set(para_joblib.__all__)
+    assert not missing, f"para_joblib lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(joblib.__all__))
+def test_top_level_signature_matches_joblib(name):
+    ours, theirs = getattr(para_joblib, name), getattr(joblib, name)
+    assert same_signature(ours, theirs), (
+        inspect.signature(ours),
+        inspect.signature(theirs),
+    )
+    assert isinstance(ours, type) == isinstance(theirs, type)
+
+
+def _public_callables(module: types.ModuleType) -> dict[str, object]:
+    return {
+        name: getattr(module, name)
+        for name in getattr(module, "__all__", dir(module))
+        if not name.startswith("_")
+        and callable(getattr(module, name))
+        and not isinstance(getattr(module, name), types.ModuleType)
+    }
+
+
+@pytest.mark.parametrize("module", SUBMODULES)
+def test_submodule_shared_names_match_joblib(module):
+    ours = importlib.import_module(f"para_joblib.{module}")
+    theirs = importlib.import_module(f"joblib.{module}")
+    shared = set(_public_callables(ours)) & set(dir(theirs))
+    assert shared, f"para_joblib.{module} shares no name with joblib.{module}"
+    for name in sorted(shared):
+        mine, ref = getattr(ours, name), getattr(theirs, name)
+        assert _signature(mine) == _signature(ref), f"{module}.{name}"
+
+
+def _signature(obj):
+    # Exception classes and some builtins have no signature; compare "none".
+    try:
+        return str(_bare(inspect.signature(obj)))
+    except (TypeError, ValueError):
+        return None
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("parallel", ["Parallel", "delayed", "get_active_backend", "parallel_config"]),
+        ("memory", ["Memory", "MemorizedResult", "MemorizedFunc"]),
+        ("numpy_pickle", ["dump", "load"]),
+        ("hashing", ["hash"]),
+        ("logger", ["Logger", "PrintTime", "short_format_time"]),
+        ("pool", ["MemmappingPool"]),
+        ("compressor", ["register_compressor"]),
+    ],
+)
+def test_submodules_have_the_names_client_code_uses(module, names):
+    mod = importlib.import_module(f"para_joblib.{module}")
+    for name in names:
+        assert name in mod.__all__, f"para_joblib.{module}.{name}"
+        assert callable(getattr(mod, name))
+
+
+def test_from_para_joblib_import_logger_like_scikit_learn():
+    from para_joblib import logger
+
+    assert logger.short_format_time(5) == joblib.logger.short_format_time(5)
+    assert logger.short_format_time(125) == joblib.logger.short_format_time(125)
+
+
+def test_get_active_backend_reports_the_configured_backend():
+    from para_joblib.parallel import get_active_backend, parallel_config
+
+    with parallel_config(backend="threading", n_jobs=3):
+        backend, n_jobs = get_active_backend()
+    assert n_jobs == 3
+    assert "thread" in type(backend).__name__.lower()

@@ -1,0 +1,146 @@
+"""Differential tests: Parallel in para_joblib against the pip-installed joblib.
+
+Same inputs through both, compare results, exception types and verbose lines
+(modulo timings), across backends and ``return_as`` modes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from contextlib import redirect_stderr, redirect_stdout
+
+import joblib
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import para_joblib
+
+BACKENDS = ["loky", "threading", "multiprocessing", "sequential"]
+RETURN_AS = ["list", "generator", "generator_unordered"]
+
+SETTINGS = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def task(x, mode):
+    # A module-level function, so every backend (multiprocessing too) can
+    # pickle it by reference.
+    if mode == "raise-value" and x % 7 == 3:
+        raise ValueError(f"bad {x}")
+    if mode == "raise-key" and x % 5 == 2:
+        raise KeyError(x)
+    if mode == "raise-zero" and x % 4 == 1:
+        return 1 / 0
+    return (x, x * x, str(x))
+
+
+def run(module, backend, return_as, items, mode, n_jobs=2, **kwargs):
+    """Return ('ok', results) or ('error', exception type name)."""
+    try:
+        out = module.Parallel(
+            n_jobs=n_jobs, backend=backend, return_as=return_as, **kwargs
+        )(module.delayed(task)(x, mode) for x in items)
+        out = list(out)
+        if return_as == "generator_unordered":
+            out = sorted(out)
+        return "ok", out
+    except Exception as exc:
+        return "error", type(exc).__name__
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("return_as", RETURN_AS)
+@SETTINGS
+@given(
+    items=st.lists(st.integers(-1000, 1000), max_size=40),
+    mode=st.sampled_from(["ok", "raise-value", "raise-key", "raise-zero"]),
+    n_jobs=st.sampled_from([1, 2, -1]),
+)
+def test_results_and_exception_types_agree(backend, return_as, items, mode, n_jobs):
+    ours = run(para_joblib, backend, return_as, items, mode, n_jobs=n_jobs)
+    theirs = run(joblib, backend, return_as, items, mode, n_jobs=n_jobs)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_jobs": 0},
+        {"n_jobs": 2, "backend": "no-such-backend"},
+        {"n_jobs": 2, "return_as": "tuple"},
+        {"n_jobs": 2, "prefer": "gpu"},
+        {"n_jobs": 2, "require": "nothing"},
+        {"n_jobs": 2, "batch_size": 0},
+        {"n_jobs": 2, "pre_dispatch": "3 * bogus"},
+    ],
+)
+def test_bad_arguments_raise_the_same_exception_type(kwargs):
+    def attempt(module):
+        try:
+            module.Parallel(**kwargs)(module.delayed(abs)(-i) for i in range(4))
+        except Exception as exc:
+            return type(exc)
+        return None
+
+    theirs = attempt(joblib)
+    assert theirs is not None
+    assert attempt(para_joblib) is theirs
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2, -1, -2, 0.5, 3])
+def test_effective_n_jobs_agrees(n_jobs):
+    assert para_joblib.effective_n_jobs(n_jobs) == joblib.effective_n_jobs(n_jobs)
+
+
+def test_cpu_count_agrees():
+    assert para_joblib.cpu_count() == joblib.cpu_count()
+    assert para_joblib.cpu_count(only_physical_cores=True) == joblib.cpu_count(
+        only_physical_cores=True
+    )
+
+
+def test_parallel_config_agrees():
+    for module in (para_joblib, joblib):
+        with module.parallel_config(backend="threading", n_jobs=2):
+            out = module.Parallel()(module.delayed(task)(i, "ok") for i in range(5))
+        assert out == [task(i, "ok") for i in range(5)]
+
+
+_TIMING = re.compile(r"\d+(\.\d+)?\s*(s|min|ms)\b")
+
+
+def _verbose_lines(module, backend, n_tasks, verbose):
+    stream = io.StringIO()
+    with redirect_stderr(stream), redirect_stdout(stream):
+        module.Parallel(n_jobs=2, backend=backend, verbose=verbose)(
+            module.delayed(task)(i, "ok") for i in range(n_tasks)
+        )
+    text = _TIMING.sub("<t>", stream.getvalue())
+    # Batch boundaries depend on worker timing: keep the lines that do not.
+    return [
+        line
+        for line in text.splitlines()
+        if line.strip() and ("finished" in line or "Using backend" in line)
+    ]
+
+
+@pytest.mark.parametrize("backend", ["threading", "sequential", "loky"])
+@pytest.mark.parametrize("verbose", [1, 10, 50])
+def test_verbose_lines_agree_modulo_timings(backend, verbose):
+    ours = _verbose_lines(para_joblib, backend, 10, verbose)
+    theirs = _verbose_lines(joblib, backend, 10, verbose)
+    assert ours == theirs
+    assert any("finished" in line for line in theirs)
+
+
+def test_generator_results_come_in_order_and_lazily():
+    gen = para_joblib.Parallel(n_jobs=2, return_as="generator")(
+        para_joblib.delayed(task)(i, "ok") for i in range(20)
+    )
+    assert next(gen) == task(0, "ok")
+    assert list(gen) == [task(i, "ok") for i in range(1, 20)]
