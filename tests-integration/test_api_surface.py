@@ -20,9 +20,30 @@ def same_signature(ours, theirs) -> bool:
     by ``repr`` when ``==`` fails: joblib marks "use the active configuration"
     defaults with sentinel objects (``default(None)``) that compare by
     identity, so no other library's object can ever be ``==`` to them.
+
+    The only difference allowed: para may add keyword-only parameters with a
+    default after joblib's (``load(..., *, trusted=True)``), which no joblib
+    call can notice. Such additions are listed by :func:`para_extensions`.
     """
     a, b = _bare(inspect.signature(ours)), _bare(inspect.signature(theirs))
-    return a == b or str(a) == str(b)
+    if a == b or str(a) == str(b):
+        return True
+    extra = para_extensions(ours, theirs)
+    if extra is None:
+        return False
+    kept = [p for p in a.parameters.values() if p.name not in extra]
+    return str(a.replace(parameters=kept)) == str(b)
+
+
+def para_extensions(ours, theirs) -> list[str] | None:
+    """Keyword-only parameters with defaults that para adds, or None if others."""
+    a, b = inspect.signature(ours), inspect.signature(theirs)
+    extra = [name for name in a.parameters if name not in b.parameters]
+    for name in extra:
+        p = a.parameters[name]
+        if p.kind is not p.KEYWORD_ONLY or p.default is p.empty:
+            return None
+    return extra
 
 
 def _bare(sig: inspect.Signature) -> inspect.Signature:

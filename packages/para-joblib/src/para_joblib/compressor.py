@@ -1,7 +1,7 @@
-"""Same public names as joblib.compressor, re-exported from para's packages.
+"""Same public names as ``joblib.compressor``, re-exported from para's packages.
 
-Compressor registration. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+Compressor registration and the compressor wrappers. Names resolve on first use
+(see ``para_joblib._lazy``) from the public face of the package that owns them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,32 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import make_lazy_module
 from ._sources import _PERSIST
 
-__all__ = ["register_compressor"]
+__all__ = [
+    "LZ4_NOT_INSTALLED_ERROR",
+    "BZ2CompressorWrapper",
+    "BinaryGzipFile",
+    "BinaryZlibFile",
+    "CompressorWrapper",
+    "GzipCompressorWrapper",
+    "LZ4CompressorWrapper",
+    "LZMACompressorWrapper",
+    "XZCompressorWrapper",
+    "ZlibCompressorWrapper",
+    "register_compressor",
+]
 
 _TABLE = {
     "register_compressor": _PERSIST,
+    "CompressorWrapper": _PERSIST,
+    "BZ2CompressorWrapper": _PERSIST,
+    "BinaryGzipFile": _PERSIST,
+    "BinaryZlibFile": _PERSIST,
+    "GzipCompressorWrapper": _PERSIST,
+    "LZ4CompressorWrapper": _PERSIST,
+    "LZMACompressorWrapper": _PERSIST,
+    "XZCompressorWrapper": _PERSIST,
+    "ZlibCompressorWrapper": _PERSIST,
+    "LZ4_NOT_INSTALLED_ERROR": _PERSIST,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -25,4 +47,16 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
-    from para_persist import register_compressor
+    from para_persist import (
+        LZ4_NOT_INSTALLED_ERROR,
+        BinaryGzipFile,
+        BinaryZlibFile,
+        BZ2CompressorWrapper,
+        CompressorWrapper,
+        GzipCompressorWrapper,
+        LZ4CompressorWrapper,
+        LZMACompressorWrapper,
+        XZCompressorWrapper,
+        ZlibCompressorWrapper,
+        register_compressor,
+    )

@@ -1,7 +1,8 @@
-"""Same public names as joblib.hashing, re-exported from para's packages.
+"""Same public names as ``joblib.hashing``, re-exported from para's packages.
 
-Hash of arbitrary Python objects. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+Hash of arbitrary Python objects and its hasher classes. Names resolve on first
+use (see ``para_joblib._lazy``) from the public face of the package that owns
+them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import make_lazy_module
 from ._sources import _CACHE
 
-__all__ = ["hash"]
+__all__ = ["Hasher", "NumpyHasher", "hash"]
 
 _TABLE = {
     "hash": _CACHE,
+    "Hasher": _CACHE,
+    "NumpyHasher": _CACHE,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -25,4 +28,4 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
-    from para_cache import hash
+    from para_cache import Hasher, NumpyHasher, hash

@@ -1,7 +1,7 @@
-"""Same public names as joblib.logger, re-exported from para's packages.
+"""Same public names as ``joblib.logger``, re-exported from para's packages.
 
-Logger, PrintTime and time formatting helpers. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+Logger, PrintTime and time formatting helpers. Names resolve on first use (see
+``para_joblib._lazy``) from the public face of the package that owns them.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import make_lazy_module
 from ._sources import _LOGGING
 
-__all__ = ["Logger", "PrintTime", "format_time", "short_format_time"]
+__all__ = ["Logger", "PrintTime", "format_time", "pformat", "short_format_time"]
 
 _TABLE = {
     "Logger": _LOGGING,
     "PrintTime": _LOGGING,
     "format_time": _LOGGING,
     "short_format_time": _LOGGING,
+    "pformat": _LOGGING,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -28,4 +29,4 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
-    from para_cache import Logger, PrintTime, format_time, short_format_time
+    from para_cache import Logger, PrintTime, format_time, pformat, short_format_time

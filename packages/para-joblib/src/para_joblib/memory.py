@@ -1,7 +1,8 @@
-"""Same public names as joblib.memory, re-exported from para's packages.
+"""Same public names as ``joblib.memory``, re-exported from para's packages.
 
-Memory, memorized functions and results, stores. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+Memory, memorized functions and results, store backends. Names resolve on first
+use (see ``para_joblib._lazy``) from the public face of the package that owns
+them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from ._sources import _CACHE
 __all__ = [
     "AsyncMemorizedFunc",
     "AsyncNotMemorizedFunc",
+    "CacheWarning",
+    "FileSystemStoreBackend",
+    "JobLibCollisionWarning",
     "MemorizedFunc",
     "MemorizedResult",
     "Memory",
@@ -35,6 +39,9 @@ _TABLE = {
     "expires_after": _CACHE,
     "register_store_backend": _CACHE,
     "StoreBackendBase": _CACHE,
+    "FileSystemStoreBackend": _CACHE,
+    "CacheWarning": _CACHE,
+    "JobLibCollisionWarning": _CACHE,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -48,6 +55,9 @@ if TYPE_CHECKING:  # static analysers see the real objects
     from para_cache import (
         AsyncMemorizedFunc,
         AsyncNotMemorizedFunc,
+        CacheWarning,
+        FileSystemStoreBackend,
+        JobLibCollisionWarning,
         MemorizedFunc,
         MemorizedResult,
         Memory,

@@ -1,7 +1,7 @@
-"""Same public names as joblib.numpy_pickle, re-exported from para's packages.
+"""Same public names as ``joblib.numpy_pickle``, re-exported from para's packages.
 
-Dump and load. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+Dump, load and the array wrappers found in pickles. Names resolve on first use
+(see ``para_joblib._lazy``) from the public face of the package that owns them.
 """
 
 from __future__ import annotations
@@ -11,12 +11,38 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import make_lazy_module
 from ._sources import _PERSIST
 
-__all__ = ["dump", "load", "register_compressor"]
+__all__ = [
+    "LZ4_NOT_INSTALLED_ERROR",
+    "BZ2CompressorWrapper",
+    "BinaryZlibFile",
+    "GzipCompressorWrapper",
+    "LZ4CompressorWrapper",
+    "LZMACompressorWrapper",
+    "NDArrayWrapper",
+    "NumpyArrayWrapper",
+    "XZCompressorWrapper",
+    "ZNDArrayWrapper",
+    "ZlibCompressorWrapper",
+    "dump",
+    "load",
+    "register_compressor",
+]
 
 _TABLE = {
     "dump": _PERSIST,
     "load": _PERSIST,
     "register_compressor": _PERSIST,
+    "NumpyArrayWrapper": _PERSIST,
+    "NDArrayWrapper": _PERSIST,
+    "ZNDArrayWrapper": _PERSIST,
+    "BinaryZlibFile": _PERSIST,
+    "BZ2CompressorWrapper": _PERSIST,
+    "GzipCompressorWrapper": _PERSIST,
+    "LZ4CompressorWrapper": _PERSIST,
+    "LZMACompressorWrapper": _PERSIST,
+    "XZCompressorWrapper": _PERSIST,
+    "ZlibCompressorWrapper": _PERSIST,
+    "LZ4_NOT_INSTALLED_ERROR": _PERSIST,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -27,4 +53,19 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
-    from para_persist import dump, load, register_compressor
+    from para_persist import (
+        LZ4_NOT_INSTALLED_ERROR,
+        BinaryZlibFile,
+        BZ2CompressorWrapper,
+        GzipCompressorWrapper,
+        LZ4CompressorWrapper,
+        LZMACompressorWrapper,
+        NDArrayWrapper,
+        NumpyArrayWrapper,
+        XZCompressorWrapper,
+        ZlibCompressorWrapper,
+        ZNDArrayWrapper,
+        dump,
+        load,
+        register_compressor,
+    )

@@ -1,7 +1,7 @@
-"""Same public names as joblib.parallel, re-exported from para's packages.
+"""Same public names as ``joblib.parallel``, re-exported from para's packages.
 
 Parallel, delayed and the backend configuration API. Names resolve on first use
-(see ``para_joblib._lazy``), from the public face of the package that owns them.
+(see ``para_joblib._lazy``) from the public face of the package that owns them.
 """
 
 from __future__ import annotations

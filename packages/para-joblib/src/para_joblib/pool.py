@@ -1,8 +1,8 @@
-"""Same public names as joblib.pool, re-exported from para's packages.
+"""Same public names as ``joblib.pool``, re-exported from para's packages.
 
-MemmappingPool, a multiprocessing.Pool with shared-memory arrays. Names resolve on
-first use (see ``para_joblib._lazy``), from the public face of the package that
-owns them.
+MemmappingPool, a multiprocessing.Pool with shared-memory arrays. Names resolve
+on first use (see ``para_joblib._lazy``) from the public face of the package
+that owns them.
 """
 
 from __future__ import annotations
