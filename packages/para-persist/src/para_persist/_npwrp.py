@@ -144,6 +144,8 @@ def _meta(w: Any) -> tuple[Any, Any, tuple[int, ...], str, int]:
 
 
 def _readinto_exact(f: Any, buf: Any, what: str) -> None:
+    if hasattr(buf, "dtype"):
+        buf = buf.view("u1")  # datetime64 & co. export no buffer; bytes do
     with memoryview(buf) as view, view.cast("B") as out:
         n, got = len(out), 0
         while got < n:
@@ -230,8 +232,32 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
         f.seek(offset + nbytes)
         return _finish(np, arr, w.subclass, False)
     flat = np.empty(math.prod(shape), dtype=dtype)
-    _readinto_exact(f, flat, "array data")
+    shuffle = w.__dict__.get("para_shuffle")
+    if shuffle is not None:
+        _read_shuffled(np, f, flat, shuffle)
+    else:
+        _readinto_exact(f, flat, "array data")
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+
+
+def _read_shuffled(np: Any, f: Any, flat: Any, shuffle: Any) -> None:
+    """Read byte-shuffled blocks (para's zstd files) back into item order."""
+    itemsize = flat.dtype.itemsize
+    if (
+        not isinstance(shuffle, tuple)
+        or len(shuffle) != 2
+        or shuffle[0] != itemsize
+        or not isinstance(shuffle[1], int)
+        or not 0 < shuffle[1] <= 1 << 24
+    ):
+        raise CorruptFileError(f"bad byte-shuffle metadata {shuffle!r}")
+    step = shuffle[1] * itemsize
+    u8 = flat.view(np.uint8)
+    scratch = np.empty(min(step, u8.size), dtype=np.uint8)
+    for i in range(0, u8.size, step):
+        n = min(step, u8.size - i)
+        _readinto_exact(f, scratch[:n], "array data")
+        u8[i : i + n].reshape(-1, itemsize)[...] = scratch[:n].reshape(itemsize, -1).T
 
 
 def _sibling_path(w: Any, ctx: Any) -> str:

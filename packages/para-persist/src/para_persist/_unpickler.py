@@ -91,8 +91,7 @@ def normalize_allowed(allowed_globals: Iterable[Any]) -> frozenset[tuple[str, st
             module, _, name = item.rpartition(".")
             if not module or not name:
                 raise ValueError(
-                    f"allowed_globals entry {item!r} is not of the form "
-                    "'module.name'"
+                    f"allowed_globals entry {item!r} is not of the form 'module.name'"
                 )
             out.add((module, name))
         elif isinstance(item, tuple) and len(item) == 2:
@@ -249,9 +248,7 @@ class _StreamUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         top = self.stack[-1]
         if isinstance(top, (NumpyArrayWrapper, NDArrayWrapper)):
             ctx = self._ctx
-            self.stack[-1] = _read_stream(
-                top, ctx, lambda f: _StreamUnpickler(f, ctx)
-            )
+            self.stack[-1] = _read_stream(top, ctx, lambda f: _StreamUnpickler(f, ctx))
             if isinstance(top, NumpyArrayWrapper):
                 ctx.arrays_read += 1
 
