@@ -1,5 +1,82 @@
-"""Automatic shared-memory transport of large numpy arrays between para-core and its workers."""
+"""Large numpy arrays to and from para-core's workers through shared memory.
+
+::
+
+    import para_memmap
+    para_memmap.enable()            # once: para-core's process backends use it
+
+    caller                               /dev/shm/para-memmap-<pid>-<id>/
+    Parallel(...)(delayed(f)(big) ...)     a-<id>.dat  written once per array
+        -> workers get np.memmap views  <-  (reused while its checksum holds)
+        <- large results                    r-<id>.dat  mapped, then unlinked
+    end of call / with-block / crash  ->  folder removed
+
+``empty``/``zeros`` allocate arrays directly in shared memory (they travel by
+name, with no copy); ``has_shareable_memory`` tells whether an array is backed
+by a memory map; ``MemmappingPool`` is a ``multiprocessing.Pool`` with the same
+transport.
+"""
+
+from __future__ import annotations
+
+from ._arrays import has_shareable_memory
+from ._pool import MemmappingPool
+from ._shared import empty, zeros
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "MemmappingPool",
+    "disable",
+    "empty",
+    "enable",
+    "has_shareable_memory",
+    "is_enabled",
+    "zeros",
+]
+
+
+def enable() -> None:
+    """Make para-core's process backends move large arrays through shared memory.
+
+    Installs para-memmap's transport hook with ``para_core.set_transport_hook``
+    (``para_joblib`` does it for you). Idempotent.
+
+    Examples
+    --------
+    >>> import para_memmap
+    >>> para_memmap.enable()
+    >>> para_memmap.is_enabled()
+    True
+    """
+    from . import _hook
+
+    _hook.enable()
+
+
+def disable() -> None:
+    """Remove para-memmap's transport hook from para-core (if it is installed).
+
+    Examples
+    --------
+    >>> import para_memmap
+    >>> para_memmap.disable()
+    >>> para_memmap.is_enabled()
+    False
+    """
+    from . import _hook
+
+    _hook.disable()
+
+
+def is_enabled() -> bool:
+    """Return True when para-core uses para-memmap's transport.
+
+    Returns
+    -------
+    bool
+        Whether the installed para-core transport hook is para-memmap's.
+    """
+    from . import _hook
+
+    return _hook.is_enabled()

@@ -1,0 +1,288 @@
+"""One transport session: which arrays were written, and when to forget them.
+
+::
+
+    caller                                         worker
+    ------                                         ------
+    reduce_task_object(a)
+      np.memmap (or a view of one) -> (file, offset, strides) --> np.memmap view
+      ndarray >= max_nbytes:
+        seen in this call            -> same file
+        seen in an earlier call and
+        checksum unchanged           -> same file
+        otherwise: write file (+checksum) ---------------------> np.memmap(mode)
+      anything else                  -> NotImplemented (plain pickle)
+
+                                                   ResultReducer(a):
+    rebuild_result: map file, unlink  <-- result file --  ndarray >= max_nbytes
+    end_call(): drop files of arrays that died or may have been written to
+    close():    remove the session folder(s)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._arrays import (
+    backing_memmap,
+    byte_chunks,
+    checksum,
+    rebuild_result,
+    rebuild_temp,
+    reduce_by_reference,
+)
+from ._storage import SHM_HEADROOM, SharedFolder, free_bytes, is_ours, write_array
+
+__all__ = ["MODES", "MemmapSession", "ResultReducer", "check_mmap_mode"]
+
+MODES = ("r", "r+", "w+", "c")
+_ndarray = np.ndarray
+_memmap = np.memmap
+
+
+def check_mmap_mode(mmap_mode: Any) -> str:
+    if mmap_mode not in MODES:
+        raise ValueError(f"mmap_mode should be one of {MODES}, got {mmap_mode!r}")
+    return mmap_mode
+
+
+def check_max_nbytes(max_nbytes: Any) -> int | None:
+    if max_nbytes is None:
+        return None
+    if isinstance(max_nbytes, bool) or not isinstance(
+        max_nbytes, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(
+            f"max_nbytes should be a number of bytes or None, got {max_nbytes!r}"
+        )
+    if max_nbytes < 0:
+        raise ValueError(f"max_nbytes should be >= 0 or None, got {max_nbytes!r}")
+    return int(max_nbytes)
+
+
+@dataclass
+class _Entry:
+    """A file holding a copy of one caller array."""
+
+    ref: Any  # weakref to the array
+    filename: str
+    layout: tuple  # (shape, strides, dtype): an in-place reshape is a change
+    order: str
+    checksum: int
+    last_call: int
+    nbytes: int = 0
+    reusable: bool = True
+
+
+@dataclass
+class _Stats:
+    """Counters, handy in tests and benchmarks."""
+
+    written: int = 0
+    reused: int = 0
+    by_reference: int = 0
+    bytes_written: int = 0
+
+
+class ResultReducer:
+    """Picklable reducer that workers apply to the results they send back.
+
+    Arrays at least ``max_nbytes`` large are written to a file in the session
+    folder and rebuilt in the caller without a copy; arrays that are views of a
+    user's own ``np.memmap`` go back by reference.
+    """
+
+    def __init__(self, folder: str, max_nbytes: int, check_room: bool) -> None:
+        self.folder = folder
+        self.max_nbytes = max_nbytes
+        self.check_room = check_room
+
+    def __reduce__(self) -> tuple:
+        return ResultReducer, (self.folder, self.max_nbytes, self.check_room)
+
+    def __call__(self, obj: Any) -> Any:
+        cls = type(obj)
+        if cls is not _ndarray and cls is not _memmap:
+            return NotImplemented
+        if obj.dtype.hasobject or obj.nbytes == 0:
+            return NotImplemented
+        m = backing_memmap(obj)
+        if m is not None and m.filename is not None and not is_ours(m.filename):
+            return reduce_by_reference(obj, m)
+        if obj.nbytes < self.max_nbytes:
+            return NotImplemented
+        if self.check_room:
+            try:
+                if free_bytes(self.folder) < obj.nbytes + SHM_HEADROOM:
+                    return NotImplemented  # no room: the result pipe will do
+            except OSError:
+                return NotImplemented
+        order, chunks = byte_chunks(obj)
+        filename = os.path.join(
+            self.folder, f"r-{os.getpid()}-{os.urandom(8).hex()}.dat"
+        )
+        try:
+            write_array(filename, chunks(), obj.nbytes, checksum=False)
+        except OSError:
+            return NotImplemented
+        return rebuild_result, (filename, obj.dtype, obj.shape, order)
+
+
+class MemmapSession:
+    """Transport state of one ``Parallel`` call or ``with Parallel(...)`` block.
+
+    Parameters
+    ----------
+    max_nbytes : int or None
+        Arrays at least this large travel through files; None disables it.
+    mmap_mode : {"r", "r+", "w+", "c"}
+        Mode in which workers open the arrays written for them.
+    temp_folder : str or None
+        Root folder; None picks JOBLIB_TEMP_FOLDER, /dev/shm or the temp dir.
+    """
+
+    def __init__(
+        self,
+        max_nbytes: int | None = 1_000_000,
+        mmap_mode: str = "r",
+        temp_folder: str | None = None,
+    ) -> None:
+        self.max_nbytes = check_max_nbytes(max_nbytes)
+        self.mmap_mode = check_mmap_mode(mmap_mode)
+        self.folder = SharedFolder(temp_folder)
+        # Workers may write into "r+"/"w+" files: their content is no longer
+        # the caller's, so they are never reused by a later call.
+        self._reuse = mmap_mode in ("r", "c")
+        self._lock = threading.RLock()
+        self._entries: dict[int, _Entry] = {}
+        self._retired: list[str] = []
+        self._call = 0
+        self._closed = False
+        self._result_reducer: ResultReducer | None = None
+        self._pinned: dict[int, Any] = {}
+        self.stats = _Stats()
+
+    # -- caller side, while a task batch is pickled ---------------------------
+
+    def reduce_task_object(self, obj: Any) -> Any:
+        """Reduce large arrays and memory maps; NotImplemented for the rest."""
+        cls = type(obj)
+        if cls is not _ndarray and cls is not _memmap:
+            return NotImplemented
+        if obj.nbytes == 0 or obj.dtype.hasobject:
+            return NotImplemented
+        m = backing_memmap(obj)
+        if m is not None and m.filename is not None:
+            self.stats.by_reference += 1
+            if is_ours(m.filename):
+                # Keep arrays from para_memmap.empty alive until the workers
+                # had a chance to open their file.
+                self._pinned[id(m)] = m
+            return reduce_by_reference(obj, m)
+        if self.max_nbytes is None or obj.nbytes < self.max_nbytes:
+            return NotImplemented
+        with self._lock:
+            entry = self._file_for(obj)
+        return rebuild_temp, (
+            entry.filename,
+            obj.dtype,
+            obj.shape,
+            entry.order,
+            "r+" if self.mmap_mode == "w+" else self.mmap_mode,
+        )
+
+    def _file_for(self, a: np.ndarray) -> _Entry:
+        if self._closed:
+            raise RuntimeError("this para-memmap session is closed")
+        key = id(a)
+        layout = (a.shape, a.strides, a.dtype)
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry.ref() is a and entry.layout == layout:
+                if entry.last_call == self._call:
+                    return entry
+                if entry.reusable and checksum(a) == entry.checksum:
+                    entry.last_call = self._call
+                    self.stats.reused += 1
+                    return entry
+            self._forget(key)
+        order, chunks = byte_chunks(a)
+        filename, hasher = self.folder.write(chunks, a.nbytes)
+        entry = _Entry(
+            ref=weakref.ref(a),
+            filename=filename,
+            layout=layout,
+            order=order,
+            checksum=hasher.intdigest(),
+            last_call=self._call,
+            nbytes=a.nbytes,
+            reusable=self._reuse,
+        )
+        self._entries[key] = entry
+        self.stats.written += 1
+        self.stats.bytes_written += a.nbytes
+        return entry
+
+    def _forget(self, key: int) -> None:
+        entry = self._entries.pop(key)
+        if entry.last_call == self._call:
+            self._retired.append(entry.filename)  # still in flight this call
+        else:
+            _unlink(entry.filename)
+
+    # -- the worker side --------------------------------------------------------
+
+    @property
+    def result_reducer(self) -> ResultReducer | None:
+        """Reducer the workers use for results (None when disabled)."""
+        if self.max_nbytes is None or self._closed:
+            return None
+        if self._result_reducer is None:
+            folder = self.folder.folder_for(self.folder.root)
+            self._result_reducer = ResultReducer(
+                folder, self.max_nbytes, self.folder.auto_shm
+            )
+        return self._result_reducer
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def end_call(self) -> None:
+        """Forget what only the finished call needed; keep reusable files."""
+        with self._lock:
+            for key, entry in list(self._entries.items()):
+                if not entry.reusable or entry.ref() is None:
+                    del self._entries[key]
+                    _unlink(entry.filename)
+            for filename in self._retired:
+                _unlink(filename)
+            self._retired.clear()
+            self._pinned.clear()
+            self._call += 1
+
+    def close(self) -> None:
+        """Remove every file and folder of the session (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._entries.clear()
+            self._retired.clear()
+            self._pinned.clear()
+            self._result_reducer = None
+        self.folder.remove()
+
+    def __enter__(self) -> MemmapSession:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _unlink(filename: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(filename)
