@@ -10,8 +10,8 @@ the worker processes::
     Parallel.__call__ / __enter__
       hook.open(TransportRequest) -> session
       batch --pickle(session.reduce_task_object)-->  unpickle, run tasks
-                                                     results --pickle(session.result_reducer)--+
-      results <-- unpickle  <------------------------------------------------------------------+
+                                                     results
+      results <-- unpickle <-- pickle(session.result_reducer) --+
     end of call:    session.end_call()
     end of context: session.close()
 
@@ -23,8 +23,9 @@ works the same with no hook installed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "TransportHook",

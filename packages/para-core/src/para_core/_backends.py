@@ -1,0 +1,333 @@
+"""The built-in backends: sequential, threading, loky and multiprocessing.
+
+Process backends pickle each batch in the caller (see ``_pickling``), so a
+transport session can swap large objects for references, and so pickling
+errors surface before the batch leaves the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import loky
+
+from . import _config
+from ._backend_base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
+from ._pickling import PickledResults, dumps_batch, run_pickled_batch
+
+__all__ = [
+    "LokyBackend",
+    "MultiprocessingBackend",
+    "SequentialBackend",
+    "ThreadingBackend",
+]
+
+
+def _positive_n_jobs(n_jobs: Any) -> int:
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 in Parallel has no meaning")
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(loky.cpu_count() + 1 + n_jobs, 1)
+    return n_jobs
+
+
+def _in_daemon_or_worker() -> bool:
+    from loky import process_executor
+
+    return mp.current_process().daemon or process_executor._CURRENT_DEPTH > 0
+
+
+class SequentialBackend(ParallelBackendBase):
+    """Run every task in the caller, one after the other (``n_jobs=1``)."""
+
+    uses_threads = True
+    supports_sharedmem = True
+    supports_retrieve_callback = False
+
+    @property
+    def supports_timeout(self) -> bool:  # type: ignore[override]
+        return False
+
+    def effective_n_jobs(self, n_jobs: Any) -> int:
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        return 1
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        raise RuntimeError("SequentialBackend runs tasks inline; submit is unused.")
+
+    def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
+        return _config.get_active_backend()
+
+
+class ThreadingBackend(AutoBatchingMixin, ParallelBackendBase):
+    """Run batches on a pool of threads of the caller's process."""
+
+    supports_retrieve_callback = True
+    uses_threads = True
+    supports_sharedmem = True
+    # Thread batches are cheap: grow them fast, keep them short.
+    MIN_IDEAL_BATCH_DURATION = 0.05
+
+    _pool: ThreadPoolExecutor | None = None
+
+    def effective_n_jobs(self, n_jobs: Any) -> int:
+        return _positive_n_jobs(n_jobs)
+
+    def configure(
+        self, n_jobs: Any = 1, parallel: Any = None, **backend_kwargs: Any
+    ) -> int:
+        n_jobs = self.effective_n_jobs(n_jobs)
+        if n_jobs == 1:
+            raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+        self.parallel = parallel
+        if self._pool is not None and self._n_jobs != n_jobs:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._n_jobs = n_jobs
+        return n_jobs
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._n_jobs, thread_name_prefix="para")
+        future = self._pool.submit(func)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def terminate(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.reset_batch_stats()
+
+
+class _ProcessBackendMixin:
+    """Shared by the process backends: caller-side pickling with the hook."""
+
+    supports_retrieve_callback = True
+    supports_inner_max_num_threads = True
+    name = "loky"
+
+    def _payload(self, func: Any) -> tuple[bytes, Any]:
+        session = getattr(getattr(self, "parallel", None), "_transport_session", None)
+        reducer = None if session is None else session.result_reducer
+        return dumps_batch(func, session), reducer
+
+    def retrieve_result_callback(self, future: Any) -> Any:
+        result = future.result()
+        if type(result) is PickledResults:
+            return result.load()
+        return result
+
+
+class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
+    """Run batches in loky's reusable pool of worker processes (the default)."""
+
+    _workers: Any = None
+
+    def effective_n_jobs(self, n_jobs: Any) -> int:
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs is None:
+            return 1
+        if _in_daemon_or_worker() and n_jobs != 1:
+            warnings.warn(
+                "Loky-backed parallel loops cannot be called in a "
+                "multiprocessing, setting n_jobs=1",
+                stacklevel=3,
+            )
+            return 1
+        if not (self.in_main_thread() or self.nesting_level == 0):
+            if n_jobs != 1:
+                warnings.warn(
+                    "Loky-backed parallel loops cannot be nested below threads, "
+                    "setting n_jobs=1",
+                    stacklevel=3,
+                )
+            return 1
+        return _positive_n_jobs(n_jobs)
+
+    def configure(
+        self,
+        n_jobs: Any = 1,
+        parallel: Any = None,
+        prefer: Any = None,
+        require: Any = None,
+        idle_worker_timeout: float | None = None,
+        **executor_kwargs: Any,
+    ) -> int:
+        n_jobs = self.effective_n_jobs(n_jobs)
+        if n_jobs == 1:
+            raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+        kwargs = {**self.backend_kwargs, **executor_kwargs}
+        if "timeout" in kwargs:
+            raise ValueError(
+                "The 'timeout' parameter is not supported by the LokyBackend. "
+                "Please use the `idle_worker_timeout` parameter instead."
+            )
+        if idle_worker_timeout is None:
+            idle_worker_timeout = kwargs.pop("idle_worker_timeout", 300)
+        unknown = set(kwargs) - {"context", "initializer", "initargs", "reuse"}
+        if unknown:
+            raise TypeError(
+                f"Unexpected keyword argument(s) for the loky backend: "
+                f"{sorted(unknown)}; accepted: idle_worker_timeout, context, "
+                "initializer, initargs"
+            )
+        self.parallel = parallel
+        self._n_jobs = n_jobs
+        self._executor_args = dict(
+            max_workers=n_jobs,
+            timeout=idle_worker_timeout,
+            env=self._prepare_worker_env(n_jobs=n_jobs),
+            **kwargs,
+        )
+        self._workers = loky.get_reusable_executor(**self._executor_args)
+        return n_jobs
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        payload, reducer = self._payload(func)
+        future = self._workers.submit(run_pickled_batch, payload, reducer)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, kill_workers=True)
+            self._workers = None
+        if ensure_ready:
+            self._workers = loky.get_reusable_executor(**self._executor_args)
+
+    def terminate(self) -> None:
+        # Workers stay alive (reusable executor) for the next call.
+        self._workers = None
+        self.reset_batch_stats()
+
+
+class _PoolFuture:
+    """Small future filled by ``multiprocessing.pool`` callbacks."""
+
+    __slots__ = ("_ok", "_value")
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._ok:
+            raise self._value
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+class MultiprocessingBackend(
+    _ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase
+):
+    """Run batches in a ``multiprocessing.Pool`` created for each call."""
+
+    name = "multiprocessing"
+    _pool: Any = None
+
+    def effective_n_jobs(self, n_jobs: Any) -> int:
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs is None:
+            return 1
+        if _in_daemon_or_worker():
+            if n_jobs != 1:
+                warnings.warn(
+                    "Multiprocessing-backed parallel loops cannot be nested, "
+                    "setting n_jobs=1",
+                    stacklevel=3,
+                )
+            return 1
+        if not (self.in_main_thread() or self.nesting_level == 0):
+            if n_jobs != 1:
+                warnings.warn(
+                    "Multiprocessing-backed parallel loops cannot be nested "
+                    "below threads, setting n_jobs=1",
+                    stacklevel=3,
+                )
+            return 1
+        return _positive_n_jobs(n_jobs)
+
+    def configure(
+        self,
+        n_jobs: Any = 1,
+        parallel: Any = None,
+        prefer: Any = None,
+        require: Any = None,
+        **pool_kwargs: Any,
+    ) -> int:
+        n_jobs = self.effective_n_jobs(n_jobs)
+        if n_jobs == 1:
+            raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+        kwargs = {**self.backend_kwargs, **pool_kwargs}
+        context = kwargs.pop("context", None) or mp.get_context()
+        env = self._prepare_worker_env(n_jobs)
+        self._pool = context.Pool(
+            n_jobs, initializer=_set_env, initargs=(env,), **kwargs
+        )
+        self.parallel = parallel
+        return n_jobs
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        payload, reducer = self._payload(func)
+        fut = _PoolFuture()
+        self._pool.apply_async(
+            run_pickled_batch,
+            (payload, reducer),
+            callback=functools.partial(_pool_done, callback, fut, True),
+            error_callback=functools.partial(_pool_done, callback, fut, False),
+        )
+        return fut
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        self.terminate()
+        if ensure_ready and getattr(self, "parallel", None) is not None:
+            self.configure(
+                n_jobs=self.parallel._n_jobs_resolved, parallel=self.parallel
+            )
+
+    def terminate(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        self.reset_batch_stats()
+
+
+def _pool_done(
+    callback: Callable[[Any], Any] | None, fut: _PoolFuture, ok: bool, value: Any
+) -> None:
+    fut._ok, fut._value = ok, value
+    if callback is not None:
+        callback(fut)
+
+
+def _set_env(env: dict[str, str]) -> None:
+    import os
+
+    os.environ.update(env)
+
+
+_config.BACKENDS.update(
+    {
+        "loky": LokyBackend,
+        "multiprocessing": MultiprocessingBackend,
+        "threading": ThreadingBackend,
+        "sequential": SequentialBackend,
+    }
+)

@@ -1,0 +1,113 @@
+"""Errors raised by the engine, and the parsing of size and n_jobs arguments."""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any
+
+from loky.process_executor import TerminatedWorkerError
+
+__all__ = ["WorkerTerminatedError", "eval_expr", "memstr_to_bytes"]
+
+
+class WorkerTerminatedError(TerminatedWorkerError):
+    """A worker process died (signal, ``os._exit``, out of memory) mid-batch.
+
+    Subclass of loky's ``TerminatedWorkerError``; the message names the tasks
+    that were running and the exit code or signal reported by loky.
+    """
+
+
+_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def memstr_to_bytes(text: Any) -> int:
+    """Convert ``"1M"``, ``"100K"``, ``"1G"`` (binary units) to bytes.
+
+    Raises
+    ------
+    ValueError
+        The text is not a number followed by K, M or G.
+    """
+    value = str(text)
+    unit = _UNITS.get(value[-1:].upper()) if value else None
+    try:
+        if unit is None:
+            raise ValueError(value)
+        return int(float(value[:-1]) * unit)
+    except ValueError:
+        raise ValueError(
+            f"Invalid literal for size give: {text!r} (type {type(text)}) should "
+            "be alike '10G', '500M', '50K'."
+        ) from None
+
+
+def parse_max_nbytes(value: Any) -> int | None:
+    """``max_nbytes`` as bytes: int, None, or a ``"1M"``-style string."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(
+            f"max_nbytes must be an int, None or a size string, got {value!r}"
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"max_nbytes must be >= 0, got {value!r}")
+        return value
+    if isinstance(value, str):
+        return memstr_to_bytes(value)
+    raise ValueError(
+        f"max_nbytes must be an int, None or a size string like '1M', got {value!r}"
+    )
+
+
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def eval_expr(expr: str, names: dict[str, Any] | None = None) -> Any:
+    """Evaluate an arithmetic expression safely (numbers, names, + - * / ** %).
+
+    Raises
+    ------
+    ValueError
+        Anything else (calls, attributes, unknown names...).
+    """
+    names = names or {}
+    if len(expr) > 30:  # ast.parse can crash on huge inputs
+        raise ValueError(
+            f"Expression {expr[:30]!r}... is too long. Max length is 30, "
+            f"got {len(expr)}."
+        )
+
+    def visit(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return visit(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left, right = visit(node.left), visit(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                raise ValueError(expr)
+            return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            return _UNARY[type(node.op)](visit(node.operand))
+        raise ValueError(expr)
+
+    try:
+        return visit(ast.parse(expr, mode="eval"))
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError):
+        raise ValueError(
+            f"{expr!r} is not a valid or supported arithmetic expression."
+        ) from None

@@ -1,0 +1,547 @@
+"""``Parallel`` and ``delayed``: the dispatch engine.
+
+Data flow of one call (everything but the workers runs in the caller)::
+
+    iterable of (f, args, kwargs)
+      -> islice(batch_size)  -> BatchedCalls  -> backend.submit(batch, cb)
+                                                   |  (worker thread/process)
+      cb(future) [any thread]: results = backend.retrieve_result_callback()
+                 -> deque of finished batches, condition.notify()
+      caller: wait on the condition (no polling), store results, refill the
+              pipeline up to `pre_dispatch` outstanding batches, then yield
+              results in order ("list"/"generator") or as they come
+              ("generator_unordered").
+
+The dispatching and the bookkeeping happen in the caller's thread; the
+callback only hands the finished batch over, so backends' result threads are
+never slowed by our work. For process backends a transport session (see
+``_transport``) is opened per call or per ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Any
+
+from loky.process_executor import TerminatedWorkerError
+
+from . import _config
+from ._backend_base import BatchedCalls, FallbackToBackend, ParallelBackendBase
+from ._backends import MultiprocessingBackend, SequentialBackend, _ProcessBackendMixin
+from ._config import _Default, _get_active_backend, _get_config_param
+from ._config import default_parallel_config as _dpc
+from ._errors import WorkerTerminatedError, eval_expr, parse_max_nbytes
+from ._progress import BarReporter, VerboseReporter
+from ._transport import TransportRequest, get_transport_hook
+
+__all__ = ["Parallel", "delayed"]
+
+_RETURN_AS = ("list", "generator", "generator_unordered")
+# Upper bound of auto batches: keeps a batch's results (and the memory held
+# by an ordered generator) small while amortising dispatch costs.
+_MAX_AUTO_BATCH = 8192
+
+
+def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
+    """Capture a call ``function(*args, **kwargs)`` for :class:`Parallel`.
+
+    Parameters
+    ----------
+    function : callable
+
+    Returns
+    -------
+    callable
+        Returns the tuple ``(function, args, kwargs)`` when called.
+
+    Examples
+    --------
+    >>> from para_core import delayed
+    >>> delayed(pow)(2, 5)
+    (<built-in function pow>, (2, 5), {})
+    """
+
+    def delayed_function(*args: Any, **kwargs: Any) -> tuple:
+        return function, args, kwargs
+
+    with contextlib.suppress(AttributeError):  # callables lacking __name__
+        delayed_function = functools.wraps(function)(delayed_function)
+    return delayed_function
+
+
+class Parallel:
+    """Run ``delayed`` calls in parallel: ``Parallel(n_jobs=2)(tasks)``.
+
+    Same arguments and behaviour as ``joblib.Parallel``.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        Number of workers; -1 all CPUs, -2 all but one, ... ; None means the
+        ``parallel_config`` value, else 1. Floats are truncated; 0 is an error.
+    backend : str, ParallelBackendBase or None
+        "loky" (default), "multiprocessing", "threading", "sequential",
+        "dask" or a registered name.
+    return_as : {"list", "generator", "generator_unordered"}
+        A list, or a generator yielding results as they come (in input order,
+        or in completion order); a generator releases each result once
+        consumed and cancels the remaining work when dropped.
+    verbose : int
+        0 silent; above 0 prints joblib's progress lines on stderr (stdout
+        from 50); above 10 reports every batch.
+    timeout : float or None
+        Seconds a batch may take once dispatched; then TimeoutError.
+    pre_dispatch : int, "all" or str
+        Batches dispatched ahead of consumption; an arithmetic expression of
+        ``n_jobs`` such as ``"2 * n_jobs"``.
+    batch_size : int or "auto"
+        Tasks per batch; "auto" grows batches while tasks are fast.
+    temp_folder, max_nbytes, mmap_mode
+        Passed to the transport hook (para-memmap) of process backends;
+        ``max_nbytes`` accepts bytes, None or strings like "1M".
+    prefer : {"processes", "threads", None}
+        Soft hint used when no backend is given.
+    require : {"sharedmem", None}
+        Hard constraint: "sharedmem" selects threads.
+    **backend_kwargs
+        Passed to the backend's ``configure``; ``progress_bar`` is taken out
+        first: True shows a tqdm bar (extra ``progress``), or pass any
+        tqdm-like factory called as ``factory(total=n_or_None, file=...)``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``n_jobs`` (0 or not a number), ``return_as``, ``batch_size``,
+        ``pre_dispatch``, ``prefer``, ``require``, ``max_nbytes`` or backend.
+    RuntimeError
+        Calling the instance while another of its calls still runs.
+
+    Examples
+    --------
+    >>> from math import sqrt
+    >>> from para_core import Parallel, delayed
+    >>> Parallel(n_jobs=2, backend="threading")(delayed(sqrt)(i**2) for i in range(4))
+    [0.0, 1.0, 2.0, 3.0]
+    """
+
+    def __init__(
+        self,
+        n_jobs: Any = _dpc["n_jobs"],
+        backend: Any = _dpc["backend"],
+        return_as: str = "list",
+        verbose: Any = _dpc["verbose"],
+        timeout: float | None = None,
+        pre_dispatch: Any = "2 * n_jobs",
+        batch_size: Any = "auto",
+        temp_folder: Any = _dpc["temp_folder"],
+        max_nbytes: Any = _dpc["max_nbytes"],
+        mmap_mode: Any = _dpc["mmap_mode"],
+        prefer: Any = _dpc["prefer"],
+        require: Any = _dpc["require"],
+        **backend_kwargs: Any,
+    ) -> None:
+        progress = backend_kwargs.pop("progress_bar", None)
+        if progress is None:
+            progress = _config._current_config().get("progress_bar")
+            progress = None if isinstance(progress, _Default) else progress
+        self._progress_factory = progress
+        self.verbose = _get_config_param(verbose, "verbose")
+        self.timeout = timeout
+        self.pre_dispatch = pre_dispatch
+        self.temp_folder = _get_config_param(temp_folder, "temp_folder")
+        self.max_nbytes = parse_max_nbytes(_get_config_param(max_nbytes, "max_nbytes"))
+        self.mmap_mode = _get_config_param(mmap_mode, "mmap_mode")
+        if return_as not in _RETURN_AS:
+            raise ValueError(
+                'Expected `return_as` parameter to be a string equal to "list",'
+                f'"generator" or "generator_unordered", but got {return_as} '
+                "instead."
+            )
+        self.return_as = return_as
+        if batch_size != "auto" and not (
+            isinstance(batch_size, int)
+            and not isinstance(batch_size, bool)
+            and batch_size > 0
+        ):
+            raise ValueError(
+                f"batch_size must be 'auto' or a positive integer, got: {batch_size!r}"
+            )
+        self.batch_size = batch_size
+
+        active, _explicit = _get_active_backend(prefer, require, verbose)
+        prefer = _get_config_param(prefer, "prefer")
+        require = _get_config_param(require, "require")
+        level = active.nesting_level
+        if isinstance(backend, _Default):
+            backend = active
+        elif isinstance(backend, ParallelBackendBase):
+            if backend.nesting_level is None:
+                backend.nesting_level = level
+        elif hasattr(backend, "Pool") and hasattr(backend, "Lock"):
+            backend = MultiprocessingBackend(nesting_level=level, context=backend)
+        elif isinstance(backend, str):
+            backend = _config._make_backend(backend, nesting_level=level)
+        else:
+            raise ValueError(
+                f"Invalid backend: {backend!r}, expected one of "
+                f"{sorted(_config.BACKENDS)} or a ParallelBackendBase instance"
+            )
+        if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
+            raise ValueError(f"Backend {backend} does not support shared memory")
+
+        n_jobs = _get_config_param(n_jobs, "n_jobs")
+        if n_jobs is None:
+            n_jobs = backend.default_n_jobs
+        try:
+            n_jobs = int(n_jobs)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"n_jobs could not be converted to int, got n_jobs={n_jobs!r}"
+            ) from None
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        self.n_jobs = n_jobs
+        self._backend = backend
+        self._backend_kwargs = {**backend_kwargs, "prefer": prefer, "require": require}
+        self._in_context = False
+        self._running = False
+        self._transport_session: Any = None
+        self._n_jobs_resolved = 1
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_jobs={self.n_jobs})"
+
+    def _print(self, msg: str) -> None:
+        if not self.verbose:
+            return
+        writer = sys.stderr.write if self.verbose < 50 else sys.stdout.write
+        writer(f"[{self}]: {msg}\n")
+
+    # -- life cycle --------------------------------------------------------
+    def __enter__(self) -> Parallel:
+        self._in_context = True
+        self._initialize_backend()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._in_context = False
+        self._terminate()
+
+    def _initialize_backend(self) -> int:
+        try:
+            n = self._backend.configure(
+                n_jobs=self.n_jobs, parallel=self, **self._backend_kwargs
+            )
+        except FallbackToBackend as fallback:
+            self._backend = fallback.backend
+            n = self._backend.configure(
+                n_jobs=self.n_jobs, parallel=self, **self._backend_kwargs
+            )
+        if self.timeout is not None and not self._backend.supports_timeout:
+            import warnings
+
+            warnings.warn(
+                f"The backend class {type(self._backend).__name__!r} does not "
+                f"support timeout. You have set 'timeout={self.timeout}' in "
+                "Parallel but the 'timeout' parameter will not be used.",
+                stacklevel=3,
+            )
+        self._n_jobs_resolved = n
+        hook = get_transport_hook()
+        if (
+            hook is not None
+            and self._transport_session is None
+            and isinstance(self._backend, _ProcessBackendMixin)
+        ):
+            self._transport_session = hook.open(
+                TransportRequest(
+                    backend=self._backend.name,
+                    n_jobs=n,
+                    temp_folder=self.temp_folder,
+                    max_nbytes=self.max_nbytes,
+                    mmap_mode=self.mmap_mode,
+                )
+            )
+        return n
+
+    def _terminate(self) -> None:
+        session, self._transport_session = self._transport_session, None
+        try:
+            self._backend.terminate()
+        finally:
+            if session is not None:
+                session.close()
+
+    # -- calls -------------------------------------------------------------
+    def __call__(self, iterable: Iterable[tuple]) -> Any:
+        """Run the ``delayed`` calls of ``iterable``; see the class docstring."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError(
+                    "This Parallel instance is already running a call; wait "
+                    "for it (or exhaust its generator) before calling it again, "
+                    "or create another Parallel instance."
+                )
+            self._running = True
+        gen = _Call(self, iterable).run()
+        try:
+            next(gen)  # dispatch the first batches now, like joblib
+        except BaseException:
+            self._running = False
+            raise
+        if self.return_as == "list":
+            return list(gen)
+        return gen
+
+
+def _ignore(*_args: Any) -> None:
+    """Callback for polling backends, whose results are fetched by the caller."""
+
+
+class _Call:
+    """State of one ``Parallel.__call__``; ``run`` is the result generator."""
+
+    def __init__(self, parallel: Parallel, iterable: Iterable[tuple]) -> None:
+        self.p = parallel
+        self.iterable = iterable
+        self.ordered = parallel.return_as != "generator_unordered"
+        self.cond = threading.Condition(threading.Lock())
+        self.finished: deque = deque()
+        self.inflight: dict[int, tuple[BatchedCalls, Any, float]] = {}
+        self.ready: dict[int, list] = {}
+        self.ready_fifo: deque = deque()
+        self.n_batches = 0
+        self.n_dispatched = 0
+        self.n_completed = 0
+        self.next_yield = 0
+        self.iterating = True
+        self.reporters: list[Any] = []
+
+    # caller-side setup -----------------------------------------------------
+    def _setup(self) -> None:
+        p = self.p
+        if not p._in_context:
+            self.n_jobs = p._initialize_backend()
+        else:
+            self.n_jobs = p._n_jobs_resolved
+        self.backend = backend = p._backend
+        self.sequential = isinstance(backend, SequentialBackend)
+        self.n_tasks = len(self.iterable) if hasattr(self.iterable, "__len__") else None
+        pre = p.pre_dispatch
+        if pre == "all":
+            self.limit = sys.maxsize
+        elif isinstance(pre, str):
+            value = eval_expr(pre.replace("n_jobs", str(self.n_jobs)))
+            self.limit = max(int(value), 1)
+        else:
+            self.limit = max(int(pre), 1)
+        self.it = iter(self.iterable)
+        if pre == "all" and not self.sequential:
+            tasks = list(self.it)
+            self.n_tasks = len(tasks)
+            self.it = iter(tasks)
+        if p.verbose:
+            self.reporters.append(
+                VerboseReporter(p, self.n_tasks, self.limit if pre != "all" else 0)
+            )
+        if p._progress_factory:
+            self.reporters.append(BarReporter(p._progress_factory, self.n_tasks))
+        if not self.sequential:
+            p._print(
+                f"Using backend {type(backend).__name__} with {self.n_jobs} "
+                "concurrent workers."
+            )
+            self.nested = backend.get_nested_backend()
+        backend.start_call()
+
+    def _report(self) -> None:
+        for r in self.reporters:
+            r.batch_done(
+                self.n_completed, self.n_dispatched, self.n_batches, self.iterating
+            )
+
+    # dispatch ---------------------------------------------------------------
+    def _next_batch_size(self) -> int:
+        size = self.p.batch_size
+        if size != "auto":
+            return size
+        size = min(self.backend.compute_batch_size(), _MAX_AUTO_BATCH)
+        if self.n_tasks is not None:
+            left = self.n_tasks - self.n_dispatched
+            size = min(size, max(1, left // (2 * self.n_jobs)))
+        return max(size, 1)
+
+    def _fill(self) -> None:
+        outstanding = len(self.inflight) + (
+            len(self.ready) if self.ordered else len(self.ready_fifo)
+        )
+        while self.iterating and outstanding < self.limit:
+            items = list(islice(self.it, self._next_batch_size()))
+            if not items:
+                self.iterating = False
+                break
+            self._submit(items)
+            outstanding += 1
+
+    def _submit(self, items: list) -> None:
+        index = self.n_batches
+        batch = BatchedCalls(items, self.nested, self.n_dispatched)
+        self.n_batches += 1
+        self.n_dispatched += len(items)
+        start = time.monotonic()
+        self.inflight[index] = (batch, None, start)
+        if self.backend.supports_retrieve_callback:
+            callback = functools.partial(self._done, index)
+        else:
+            callback = _ignore
+        future = self.backend.submit(batch, callback=callback)
+        if index in self.inflight:
+            self.inflight[index] = (batch, future, start)
+
+    def _done(self, index: int, out: Any) -> None:
+        # Runs in the backend's thread: hand over, nothing more.
+        try:
+            result, ok = self.backend.retrieve_result_callback(out), True
+        except BaseException as exc:
+            result, ok = exc, False
+        end = time.monotonic()
+        with self.cond:
+            self.finished.append((index, ok, result, end))
+            self.cond.notify()
+
+    def _wait(self) -> None:
+        timeout = self.p.timeout
+        if not self.backend.supports_retrieve_callback:
+            self._poll_oldest(timeout)
+        with self.cond:
+            while not self.finished:
+                delay = None
+                if timeout is not None and self.inflight:
+                    oldest = next(iter(self.inflight.values()))[2]
+                    delay = oldest + timeout - time.monotonic()
+                    if delay <= 0:
+                        raise TimeoutError(
+                            f"A task of this Parallel call took more than "
+                            f"timeout={timeout}s to complete."
+                        )
+                self.cond.wait(delay)
+            done = list(self.finished)
+            self.finished.clear()
+        for index, ok, result, end in done:
+            batch, _future, start = self.inflight.pop(index)
+            if not ok:
+                self._raise(batch, result)
+            self.backend.batch_completed(len(batch), end - start)
+            self.n_completed += len(batch)
+            if self.ordered:
+                self.ready[index] = result
+            else:
+                self.ready_fifo.append(result)
+            self._report()
+
+    def _poll_oldest(self, timeout: float | None) -> None:
+        # Backends without callbacks: block on the oldest batch's result.
+        index, (_batch, future, _start) = next(iter(self.inflight.items()))
+        try:
+            result, ok = self.backend.retrieve_result(future, timeout), True
+        except BaseException as exc:
+            result, ok = exc, False
+        with self.cond:
+            if all(item[0] != index for item in self.finished):
+                self.finished.append((index, ok, result, time.monotonic()))
+
+    def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
+        if isinstance(exc, TerminatedWorkerError) and not isinstance(
+            exc, WorkerTerminatedError
+        ):
+            raise WorkerTerminatedError(
+                f"{exc}\nThe worker was running {batch.describe()} of "
+                f"{self.p!r}; the remaining tasks were cancelled."
+            ) from exc
+        raise exc
+
+    # cancellation -------------------------------------------------------------
+    def _abort(self, kill: bool) -> None:
+        self.iterating = False
+        for _batch, future, _start in list(self.inflight.values()):
+            cancel = getattr(future, "cancel", None)
+            if cancel is not None:
+                cancel()
+        if (
+            kill or not isinstance(self.backend, _ProcessBackendMixin)
+        ) and not self.sequential:
+            self.backend.abort_everything(ensure_ready=self.p._in_context)
+
+    def _run_sequential(self):
+        for func, args, kwargs in self.it:
+            self.n_dispatched += 1
+            self.n_batches += 1
+            result = func(*args, **kwargs)
+            self.n_completed += 1
+            if self.reporters:
+                self._report()
+            yield result
+        self.iterating = False
+
+    def run(self):
+        p = self.p
+        try:
+            self._setup()
+            yield None  # primed by __call__
+            if self.sequential:
+                yield from self._run_sequential()
+            else:
+                with self.backend.retrieval_context():
+                    yield from self._run_parallel()
+            for r in self.reporters:
+                r.finish(self.n_completed)
+        except BaseException as exc:
+            kill = not isinstance(exc, Exception) or isinstance(
+                exc, (TimeoutError, TerminatedWorkerError)
+            )
+            if isinstance(exc, GeneratorExit):
+                kill = False
+            if not self.sequential and hasattr(self, "backend"):
+                self._abort(kill)
+            raise
+        finally:
+            for r in self.reporters:
+                if hasattr(r, "close"):
+                    r.close()
+            try:
+                if hasattr(self, "backend"):
+                    self.backend.stop_call()
+                    if p._transport_session is not None:
+                        p._transport_session.end_call()
+            finally:
+                if not p._in_context:
+                    p._terminate()
+                p._running = False
+
+    def _run_parallel(self):
+        self._fill()
+        while True:
+            if self.ordered:
+                results = self.ready.pop(self.next_yield, None)
+                if results is not None:
+                    self.next_yield += 1
+                    self._fill()
+                    yield from results
+                    continue
+            elif self.ready_fifo:
+                results = self.ready_fifo.popleft()
+                self._fill()
+                yield from results
+                continue
+            if not self.inflight and not self.iterating:
+                return
+            self._wait()
+            self._fill()
