@@ -12,13 +12,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime
+import functools
 import json
 import operator
 import os
 import re
 import shutil
 import threading
-import uuid
 import warnings
 from abc import ABCMeta, abstractmethod
 from pickle import PicklingError
@@ -50,8 +50,8 @@ def memstr_to_bytes(text: str) -> int:
 
 
 def _temp_name(filename: str) -> str:
-    # uuid: unique across hosts sharing a network folder; pid/thread for humans.
-    return f"{filename}.{uuid.uuid4().hex}-{os.getpid()}-{threading.get_ident()}.tmp"
+    # 64 random bits: unique across hosts sharing a network folder.
+    return f"{filename}.{os.urandom(8).hex()}-{os.getpid()}-{threading.get_ident()}.tmp"
 
 
 class StoreBackendBase(metaclass=ABCMeta):
@@ -163,11 +163,14 @@ class StoreBackendMixin:
 
     # -- writing ------------------------------------------------------------
     def _write_atomic(self, filename: str, write) -> None:
+        self._retrying(filename, lambda: self._write_once(filename, write))
+
+    def _retrying(self, filename: str, action) -> None:
         # The entry folder may be removed under us (reduce_size, clear in
         # another process): recreate it and try again a couple of times.
         for attempt in range(3):
             try:
-                self._write_once(filename, write)
+                action()
                 return
             except FileNotFoundError:
                 if attempt == 2:
@@ -187,19 +190,23 @@ class StoreBackendMixin:
                 pass
             raise
 
-    def _write_output(self, tmp: str, item: Any) -> None:
-        with self._open_item(tmp, "wb") as f:
-            _persist.dump(item, f, compress=self.compress)
+    def _dump_output(self, filename: str, item: Any) -> None:
+        def write(tmp):
+            with self._open_item(tmp, "wb") as f:
+                _persist.dump(item, f, compress=self.compress)
 
-    def dump_item(self, call_id, item, verbose=1):
+        self._write_atomic(filename, write)
+
+    def dump_item(self, call_id, item, verbose=1, _created=False):
         """Store ``item`` as the output of ``call_id``; warn instead of failing."""
         try:
             item_path = self._path(*call_id)
-            self.create_location(item_path)
+            if not _created:  # a vanished folder is re-created on retry
+                self.create_location(item_path)
             if verbose > 10:
                 print(f"Persisting in {item_path}")
             filename = os.path.join(item_path, "output.pkl")
-            self._write_atomic(filename, lambda tmp: self._write_output(tmp, item))
+            self._dump_output(filename, item)
         except PicklingError as exc:
             warnings.warn(
                 f"Unable to cache to disk: failed to pickle output. Exception: {exc}.",
@@ -235,7 +242,7 @@ class StoreBackendMixin:
         metadata is there as well.
         """
         self.store_metadata(call_id, metadata)
-        self.dump_item(call_id, item, verbose=verbose)
+        self.dump_item(call_id, item, verbose=verbose, _created=True)
 
     # -- clearing -----------------------------------------------------------
     def clear_item(self, call_id):
@@ -333,14 +340,6 @@ class StoreBackendMixin:
         return f'{type(self).__name__}(location="{self.location}")'
 
 
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
     """Store on a local or network file system (the ``"local"`` backend).
 
@@ -382,10 +381,21 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
     def _load_output(self, filename, mmap_mode):
         return _persist.load(filename, mmap_mode=mmap_mode)
 
-    def _write_output(self, tmp, item):
-        _persist.dump(item, tmp, compress=self.compress)
+    def _dump_output(self, filename, item):
         if self._fsync:
-            _fsync_path(tmp)
+            # para_persist writes a path atomically itself: temp file in the
+            # same folder, flush, fsync, rename.
+            action = functools.partial(
+                _persist.dump, item, filename, compress=self.compress
+            )
+            self._retrying(filename, action)
+            return
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                _persist.dump(item, f, compress=self.compress)
+
+        self._write_atomic(filename, write)
 
     def get_items(self):
         """Return a :data:`CacheItemInfo` for each entry folder."""

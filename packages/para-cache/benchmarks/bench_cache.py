@@ -1,0 +1,160 @@
+"""para-cache vs joblib: hashing and Memory hit/miss costs, same run, same inputs.
+
+Usage::
+
+    python bench_cache.py [--quick] [--json PATH]
+
+``ratio`` is para's time divided by joblib's (lower is better); ``target`` is
+the largest ratio issue 6 accepts. Timings are the best of several repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import tempfile
+import time
+
+import joblib
+import numpy as np
+
+import para_cache
+
+
+def best(fn, repeat, number=1):
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)
+
+
+def small_objects(n):
+    return {f"key{i}": (i, float(i), f"s{i}") for i in range(n)}
+
+
+def bench_hash(results, array_bytes, repeat):
+    arr = np.random.default_rng(0).random(array_bytes // 8)
+    objs = small_objects(10_000)
+    label = f"{array_bytes / 2**30:.2f} GB float64"
+    cases = [
+        (f"hash {label} xxh3", arr, "xxh3", 0.05),
+        ("hash dict 10k small objects xxh3", objs, "xxh3", 0.1),
+        (f"hash {label} md5", arr, "md5", 1.0),
+        ("hash dict 10k small objects md5", objs, "md5", 0.2),
+    ]
+    for name, obj, algo, target in cases:
+        para = best(lambda o=obj, a=algo: para_cache.hash(o, hash_name=a), repeat)
+        ref = best(lambda o=obj: joblib.hash(o), max(1, repeat // 2))
+        results.append(row(name, para, ref, target))
+
+
+def memories(tmp, **kwargs):
+    return (
+        para_cache.Memory(f"{tmp}/para", verbose=0, **kwargs),
+        joblib.Memory(f"{tmp}/joblib", verbose=0, **kwargs),
+    )
+
+
+def bench_hits(results, mb, repeat):
+    tmp = tempfile.mkdtemp(prefix="bench-cache-")
+    try:
+        # Scalar arguments.
+        ours, theirs = memories(tmp)
+
+        def add(a, b=1):
+            return a + b
+
+        timings = []
+        for mem in (ours, theirs):
+            f = mem.cache(add)
+            f(1, b=2)
+            timings.append(best(lambda f=f: f(1, b=2), repeat, number=300))
+        results.append(row("cache hit, scalar args", *timings, 0.25))
+
+        # 100 MB array argument.
+        big = np.random.default_rng(1).random(mb * 2**20 // 8)
+
+        def total(x):
+            return float(x[0])
+
+        timings = []
+        for mem in (ours, theirs):
+            f = mem.cache(total)
+            f(big)
+            timings.append(best(lambda f=f: f(big), repeat))
+        results.append(row(f"cache hit, {mb} MB array arg", *timings, 0.1))
+
+        # 100 MB array output, plain and memory-mapped.
+        n = mb * 2**20 // 8
+
+        def make(seed):
+            return np.full(n, float(seed))
+
+        for mmap_mode in (None, "r"):
+            ours, theirs = memories(f"{tmp}/{mmap_mode}", mmap_mode=mmap_mode)
+            timings = []
+            for mem in (ours, theirs):
+                f = mem.cache(make)
+                f(3)
+                timings.append(best(lambda f=f: f(3), repeat))
+            results.append(
+                row(f"cache hit, {mb} MB array out, mmap={mmap_mode}", *timings, 1.0)
+            )
+
+        # Miss overhead: the function itself costs ~nothing.
+        ours, theirs = memories(f"{tmp}/miss")
+        timings = []
+        for mem in (ours, theirs):
+            f = mem.cache(add)
+            fresh = iter(range(10**9))
+            own = best(lambda it=fresh: add(next(it)), repeat, number=50)
+            miss = best(lambda f=f, it=fresh: f(next(it)), repeat, number=50)
+            timings.append(miss - own)
+        results.append(row("cache miss overhead", *timings, 0.5))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def row(name, para_s, joblib_s, target):
+    ratio = para_s / joblib_s if joblib_s > 0 else float("inf")
+    return {
+        "workload": name,
+        "para_s": para_s,
+        "joblib_s": joblib_s,
+        "ratio": ratio,
+        "target": target,
+        "met": ratio <= target,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--json", metavar="PATH", help="write results as JSON")
+    args = parser.parse_args()
+    array_bytes = 2**27 if args.quick else 2**30
+    mb = 20 if args.quick else 100
+    repeat = 3 if args.quick else 5
+    results = []
+    bench_hash(results, array_bytes, repeat)
+    bench_hits(results, mb, repeat)
+    print(f"{'workload':44} {'para':>11} {'joblib':>11} {'ratio':>7} {'target':>7}")
+    for r in results:
+        print(
+            f"{r['workload']:44} {r['para_s'] * 1e3:9.3f}ms {r['joblib_s'] * 1e3:9.3f}ms"
+            f" {r['ratio']:7.3f} {'<=' + str(r['target']):>7} "
+            f"{'ok' if r['met'] else 'MISSED'}"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
