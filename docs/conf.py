@@ -34,7 +34,11 @@ exclude_patterns = ["_build", "benchmarks/results", "**/*.inc"]
 root_doc = "index"
 
 # --- autodoc / autosummary / numpydoc
-autosummary_generate = True
+# The pages listing each package's names are written by _write_api_pages (at
+# builder-inited, before autosummary reads them): name them explicitly, since
+# on a clean checkout they do not exist yet when Sphinx scans the sources.
+_API_PACKAGES = ("para_core", "para_memmap", "para_persist", "para_cache")
+autosummary_generate = [f"api/generated/{name}.rst" for name in _API_PACKAGES]
 autosummary_imported_members = True
 autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_typehints = "none"  # numpydoc's Parameters section already says it
@@ -98,7 +102,7 @@ def _write_api_pages(app) -> None:
             "   :toctree: .",
             "",
         ]
-        lines += [f"   {name}.{attr}" for attr in sorted(module.__all__)]
+        lines += [f"   {attr}" for attr in sorted(module.__all__)]
         _write_if_changed(os.path.join(out, f"{name}.rst"), "\n".join(lines) + "\n")
 
     # para_joblib re-exports objects documented above: link to them rather
@@ -107,7 +111,7 @@ def _write_api_pages(app) -> None:
     for attr in para_joblib.__all__:
         try:
             owner = getattr(para_joblib, attr).__module__.split(".")[0]
-        except AttributeError as exc:
+        except Exception as exc:  # a package mid-way: report, build the rest
             log.warning("para_joblib.%s cannot be documented: %s", attr, exc)
             continue
         rows.append(f"   * - ``{attr}``\n     - :py:obj:`{owner}.{attr}`")

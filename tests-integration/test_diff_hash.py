@@ -71,8 +71,11 @@ def test_array_equality_rules_agree(a, b):
     f = np.asfortranarray(a)
     assert same(para_joblib, a, f) == same(joblib, a, f)
     if a.ndim and a.size > 1:
+        # joblib also hashes the strides, so a strided view and its
+        # contiguous copy differ there; para hashes values (dtype, shape,
+        # order, data), as its issue states: equal values hash equal.
         view = a[::-1]
-        assert same(para_joblib, a, view) == same(joblib, a, view)
+        assert same(para_joblib, view, np.ascontiguousarray(view))
 
 
 @pytest.mark.parametrize("hash_name", ["md5", "sha1"])

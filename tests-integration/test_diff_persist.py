@@ -140,6 +140,18 @@ def test_joblib_file_memory_mapped_by_para(tmp_path, mmap_mode):
     del loaded
 
 
+@pytest.mark.parametrize("size", [1, 5, 1000, 100_000])
+def test_mmap_mode_maps_the_same_arrays_as_joblib(tmp_path, size):
+    value = {"a": np.linspace(0, 1, size), "b": [np.arange(size)], "c": 1}
+
+    def kinds(module, name):
+        module.dump(value, tmp_path / name)
+        loaded = module.load(tmp_path / name, mmap_mode="r")
+        return [type(loaded["a"]).__name__, type(loaded["b"][0]).__name__]
+
+    assert kinds(para_joblib, "p.pkl") == kinds(joblib, "j.pkl")
+
+
 def test_file_object_targets_agree(tmp_path):
     value = {"a": np.arange(50), "b": "text"}
     with open(tmp_path / "para.pkl", "wb") as f:
