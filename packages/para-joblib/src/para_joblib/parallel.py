@@ -12,8 +12,15 @@ from ._lazy import make_lazy_module
 from ._sources import _CORE
 
 __all__ = [
+    "AutoBatchingMixin",
+    "BatchedCalls",
+    "FallbackToBackend",
+    "LokyBackend",
+    "MultiprocessingBackend",
     "Parallel",
     "ParallelBackendBase",
+    "SequentialBackend",
+    "ThreadingBackend",
     "cpu_count",
     "delayed",
     "effective_n_jobs",
@@ -33,6 +40,13 @@ _TABLE = {
     "parallel_config": _CORE,
     "register_parallel_backend": _CORE,
     "ParallelBackendBase": _CORE,
+    "AutoBatchingMixin": _CORE,
+    "BatchedCalls": _CORE,
+    "FallbackToBackend": _CORE,
+    "LokyBackend": _CORE,
+    "MultiprocessingBackend": _CORE,
+    "SequentialBackend": _CORE,
+    "ThreadingBackend": _CORE,
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
@@ -44,8 +58,15 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
+        AutoBatchingMixin,
+        BatchedCalls,
+        FallbackToBackend,
+        LokyBackend,
+        MultiprocessingBackend,
         Parallel,
         ParallelBackendBase,
+        SequentialBackend,
+        ThreadingBackend,
         cpu_count,
         delayed,
         effective_n_jobs,
