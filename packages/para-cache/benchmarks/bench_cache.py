@@ -107,16 +107,23 @@ def bench_hits(results, mb, repeat):
                 row(f"cache hit, {mb} MB array out, mmap={mmap_mode}", *timings, 1.0)
             )
 
-        # Miss overhead: the function itself costs ~nothing.
-        ours, theirs = memories(f"{tmp}/miss")
-        timings = []
-        for mem in (ours, theirs):
-            f = mem.cache(add)
-            fresh = iter(range(10**9))
-            own = best(lambda it=fresh: add(next(it)), repeat, number=50)
-            miss = best(lambda f=f, it=fresh: f(next(it)), repeat, number=50)
-            timings.append(miss - own)
-        results.append(row("cache miss overhead", *timings, 0.5))
+        # Miss overhead: the function itself costs ~nothing. para fsyncs its
+        # outputs by default (joblib never does); both settings are shown.
+        for fsync in (True, False):
+            ours = para_cache.Memory(
+                f"{tmp}/miss-para-{fsync}", verbose=0, backend_options={"fsync": fsync}
+            )
+            theirs = joblib.Memory(f"{tmp}/miss-joblib-{fsync}", verbose=0)
+            timings = []
+            for mem in (ours, theirs):
+                f = mem.cache(add)
+                fresh = iter(range(10**9))
+                own = best(lambda it=fresh: add(next(it)), repeat, number=50)
+                miss = best(lambda f=f, it=fresh: f(next(it)), repeat, number=50)
+                timings.append(miss - own)
+            results.append(
+                row(f"cache miss overhead, para fsync={fsync}", *timings, 0.5)
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
