@@ -212,6 +212,9 @@ def _has_xxhash():
 def test_xxh3_without_xxhash_is_a_clear_error(monkeypatch):
     import sys
 
+    import para_cache._hashing
+
     monkeypatch.setitem(sys.modules, "xxhash", None)
+    monkeypatch.setattr(para_cache._hashing, "_FACTORIES", {})
     with pytest.raises(ValueError, match=r"xxhash.*fast-hash"):
         hash(1, "xxh3")

@@ -15,6 +15,7 @@ it is already imported by the caller.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import sys
@@ -30,6 +31,17 @@ _PROTOCOL = 5
 
 
 def _new_hash(hash_name: str) -> Any:
+    factory = _FACTORIES.get(hash_name)
+    if factory is None:
+        factory = _factory(hash_name)
+    return factory()
+
+
+# Hash constructors looked up once: Memory builds one hash object per call.
+_FACTORIES: dict[str, Any] = {}
+
+
+def _factory(hash_name: str) -> Any:
     if hash_name == "xxh3":
         try:
             import xxhash
@@ -38,13 +50,17 @@ def _new_hash(hash_name: str) -> Any:
                 "hash_name='xxh3' needs the xxhash package: "
                 "pip install 'para-cache[fast-hash]', or use 'md5' or 'sha1'."
             ) from None
-        return xxhash.xxh3_128()
-    if hash_name not in _HASH_NAMES:
+        factory = xxhash.xxh3_128
+    elif hash_name in _HASH_NAMES:
+        # Not for security: keeps md5 usable on FIPS-mode systems.
+        factory = functools.partial(getattr(hashlib, hash_name), usedforsecurity=False)
+    else:
         raise ValueError(
             f"Valid options for 'hash_name' are {_HASH_NAMES}. "
             f"Got hash_name={hash_name!r} instead."
         )
-    return hashlib.new(hash_name, usedforsecurity=False)
+    _FACTORIES[hash_name] = factory
+    return factory
 
 
 def fast_hash_name() -> str:
