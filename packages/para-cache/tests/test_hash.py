@@ -41,7 +41,8 @@ def test_dict_order_does_not_matter(d, rnd):
     items = list(d.items())
     rnd.shuffle(items)
     assert hash(d) == hash(dict(items))
-    assert hash(d, "xxh3") == hash(dict(items), "xxh3")
+    if _has_xxhash():
+        assert hash(d, "xxh3") == hash(dict(items), "xxh3")
 
 
 @given(st.sets(st.integers() | st.text(max_size=4), max_size=12), st.randoms())
@@ -96,6 +97,8 @@ def test_unorderable_keys_and_members():
 
 @pytest.mark.parametrize("name", ALGOS)
 def test_digest_lengths_and_stability(name):
+    if name == "xxh3":
+        pytest.importorskip("xxhash")
     digest = hash({"a": [1, 2.5, "x"]}, hash_name=name)
     assert digest == hash({"a": [1, 2.5, "x"]}, hash_name=name)
     assert len(digest) == (40 if name == "sha1" else 32)
