@@ -66,7 +66,8 @@ def bootstrap(data: np.ndarray, n_resamples: int, n_jobs: int = 2) -> dict:
         for i in range(0, n_resamples, RESAMPLES_PER_TASK)
     ]
     parallel = joblib.Parallel(n_jobs=n_jobs, **progress_options())
-    rows = parallel(joblib.delayed(resample_statistics)(data, c) for c in chunks)
+    # A list, not a generator: the progress bar then knows the total.
+    rows = parallel([joblib.delayed(resample_statistics)(data, c) for c in chunks])
     table = np.vstack(rows)
     return {
         "statistics": STATISTICS,
@@ -74,6 +75,13 @@ def bootstrap(data: np.ndarray, n_resamples: int, n_jobs: int = 2) -> dict:
         "estimate": table.mean(axis=0),
         "ci95": np.percentile(table, [2.5, 97.5], axis=0),
     }
+
+
+def arrives_shared(data: np.ndarray) -> tuple[bool, bool]:
+    """In a worker: is ``data`` a view of shared memory, and read-only?"""
+    import para_memmap
+
+    return para_memmap.has_shareable_memory(data), not data.flags.writeable
 
 
 def progress_options() -> dict:
@@ -106,6 +114,13 @@ def run(workdir: str) -> None:
     with step(f"generating the dataset ({N_SAMPLES * 8 / 1e6:.0f} MB of float64)"):
         rng = np.random.default_rng(2026)
         data = rng.lognormal(mean=0.0, sigma=0.5, size=N_SAMPLES)
+
+    with step("checking how the dataset reaches the workers"):
+        seen = joblib.Parallel(n_jobs=2)(
+            joblib.delayed(arrives_shared)(data) for _ in range(2)
+        )
+    shared, read_only = (all(flags) for flags in zip(*seen))
+    print(f"   shared memory in every worker: {shared}, read-only: {read_only}")
 
     memory = joblib.Memory(os.path.join(workdir, "cache"), verbose=0)
     cached_bootstrap = memory.cache(bootstrap, ignore=["n_jobs"])

@@ -13,7 +13,6 @@ from ._sources import _CORE
 
 __all__ = [
     "AutoBatchingMixin",
-    "BatchedCalls",
     "FallbackToBackend",
     "LokyBackend",
     "MultiprocessingBackend",
@@ -30,6 +29,9 @@ __all__ = [
     "register_parallel_backend",
 ]
 
+# joblib.parallel.BatchedCalls is not offered: para_core's class of that name
+# takes different arguments, and a same-named object that cannot be called
+# the joblib way would break code instead of failing clearly at import.
 _TABLE = {
     "Parallel": _CORE,
     "delayed": _CORE,
@@ -41,7 +43,6 @@ _TABLE = {
     "register_parallel_backend": _CORE,
     "ParallelBackendBase": _CORE,
     "AutoBatchingMixin": _CORE,
-    "BatchedCalls": _CORE,
     "FallbackToBackend": _CORE,
     "LokyBackend": _CORE,
     "MultiprocessingBackend": _CORE,
@@ -59,7 +60,6 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
         AutoBatchingMixin,
-        BatchedCalls,
         FallbackToBackend,
         LokyBackend,
         MultiprocessingBackend,
