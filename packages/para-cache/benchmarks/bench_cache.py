@@ -4,8 +4,10 @@ Usage::
 
     python bench_cache.py [--quick] [--json PATH]
 
-``ratio`` is para's time divided by joblib's (lower is better); ``target`` is
-the largest ratio issue 6 accepts. Timings are the best of several repeats.
+``ratio`` is joblib's time divided by para's (above 1: para is faster);
+``target`` is the smallest ratio issue 6 accepts (a cache hit "<= 0.25x
+joblib's time" is a ratio target of 4). Timings are the best of several
+repeats; cache-miss rows time the overhead beyond the function's own run.
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ def bench_hash(results, array_bytes, repeat):
     objs = small_objects(10_000)
     label = f"{array_bytes / 2**30:.2f} GB float64"
     cases = [
-        (f"hash {label} xxh3", arr, "xxh3", 0.05),
-        ("hash dict 10k small objects xxh3", objs, "xxh3", 0.1),
+        (f"hash {label} xxh3", arr, "xxh3", 20.0),
+        ("hash dict 10k small objects xxh3", objs, "xxh3", 10.0),
         (f"hash {label} md5", arr, "md5", 1.0),
-        ("hash dict 10k small objects md5", objs, "md5", 0.2),
+        ("hash dict 10k small objects md5", objs, "md5", 5.0),
     ]
     for name, obj, algo, target in cases:
         para = best(lambda o=obj, a=algo: para_cache.hash(o, hash_name=a), repeat)
@@ -75,7 +77,7 @@ def bench_hits(results, mb, repeat):
             f = mem.cache(add)
             f(1, b=2)
             timings.append(best(lambda f=f: f(1, b=2), repeat, number=300))
-        results.append(row("cache hit, scalar args", *timings, 0.25))
+        results.append(row("cache hit, scalar args", *timings, 4.0))
 
         # 100 MB array argument.
         big = np.random.default_rng(1).random(mb * 2**20 // 8)
@@ -88,7 +90,7 @@ def bench_hits(results, mb, repeat):
             f = mem.cache(total)
             f(big)
             timings.append(best(lambda f=f: f(big), repeat))
-        results.append(row(f"cache hit, {mb} MB array arg", *timings, 0.1))
+        results.append(row(f"cache hit, {mb} MB array arg", *timings, 10.0))
 
         # 100 MB array output, plain and memory-mapped.
         n = mb * 2**20 // 8
@@ -122,21 +124,23 @@ def bench_hits(results, mb, repeat):
                 miss = best(lambda f=f, it=fresh: f(next(it)), repeat, number=50)
                 timings.append(miss - own)
             results.append(
-                row(f"cache miss overhead, para fsync={fsync}", *timings, 0.5)
+                row(f"cache miss overhead, para fsync={fsync}", *timings, 2.0)
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def row(name, para_s, joblib_s, target):
-    ratio = para_s / joblib_s if joblib_s > 0 else float("inf")
+    # Speed-up of para over joblib (above 1: para is faster), as the targets
+    # of issue 6 and the docs plots state it.
+    ratio = joblib_s / para_s if para_s > 0 else float("inf")
     return {
         "workload": name,
         "para_s": para_s,
         "joblib_s": joblib_s,
         "ratio": ratio,
         "target": target,
-        "met": ratio <= target,
+        "met": ratio >= target,
     }
 
 
@@ -155,7 +159,7 @@ def main():
     for r in results:
         print(
             f"{r['workload']:44} {r['para_s'] * 1e3:9.3f}ms {r['joblib_s'] * 1e3:9.3f}ms"
-            f" {r['ratio']:7.3f} {'<=' + str(r['target']):>7} "
+            f" {r['ratio']:6.2f}x {'>=' + str(r['target']) + 'x':>7} "
             f"{'ok' if r['met'] else 'MISSED'}"
         )
     if args.json:
