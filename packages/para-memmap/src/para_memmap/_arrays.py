@@ -97,11 +97,12 @@ def reduce_by_reference(a: np.ndarray, m: np.memmap) -> tuple[Any, tuple]:
     file_offset = int(m.offset) + (low - m_start)
     start = a.__array_interface__["data"][0] - low
     mode = _writable_mode(m.mode)
+    filename = os.fspath(m.filename)  # numpy keeps a Path when given one
     if a.flags.c_contiguous or a.flags.f_contiguous:
         order = "C" if a.flags.c_contiguous else "F"
-        return rebuild_temp, (m.filename, a.dtype, a.shape, order, mode, file_offset)
+        return rebuild_temp, (filename, a.dtype, a.shape, order, mode, file_offset)
     return rebuild_view, (
-        m.filename,
+        filename,
         a.dtype,
         a.shape,
         a.strides,

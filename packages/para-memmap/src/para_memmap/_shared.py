@@ -2,8 +2,8 @@
 
 ``empty`` creates a file ``para-memmap-<pid>-<id>.dat`` in the shared folder,
 maps it, and ties the file's life to the returned array: the file is unlinked
-when the array is garbage collected, at interpreter exit, or by loky's resource
-tracker if the process is killed.
+when the array is garbage collected, at interpreter exit, or by the watchdog
+process if this process is killed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import weakref
 from typing import Any
 
 import numpy as np
-from loky.backend import resource_tracker
 
+from . import _watchdog
 from ._storage import PREFIX, SHM_HEADROOM, free_bytes, resolve_root
 
 __all__ = ["empty", "zeros"]
@@ -30,9 +30,7 @@ def _release(filename: str, creator: int) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(filename)
-    # The tracker may be gone at interpreter exit.
-    with contextlib.suppress(Exception):
-        resource_tracker.unregister(filename, "file")
+    _watchdog.forget(filename)
 
 
 def _pick_root(nbytes: int, temp_folder: str | None) -> str:
@@ -121,7 +119,7 @@ def empty(
         return np.ndarray.__new__(np.memmap, shape_t, dtype=dtype, order=order)
     root = _pick_root(nbytes, temp_folder)
     filename = os.path.join(root, f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}.dat")
-    resource_tracker.register(filename, "file")
+    _watchdog.track(filename)
     try:
         fd = os.open(filename, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:

@@ -1,10 +1,10 @@
 """Where shared files live, how they are written, and who removes them.
 
 Every file para-memmap creates sits in a folder whose name starts with
-``para-memmap-``. A folder is registered with loky's resource tracker as soon as
-it exists, so that it is removed even when the caller is killed; the caller
-removes it itself on the normal path (and at interpreter exit for anything a
-crash between two calls left behind).
+``para-memmap-``. A folder is tracked by a watchdog process as soon as it
+exists, so that it is removed even when the caller is killed; the caller
+removes it itself on the normal path (and at interpreter exit for anything an
+interrupted call left behind).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import uuid
 import warnings
 from typing import Any
 
-from loky.backend import resource_tracker
+from . import _watchdog
 
 __all__ = [
     "PREFIX",
@@ -85,9 +85,7 @@ def is_ours(filename: str) -> bool:
 
 def _remove_folder(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
-    # The tracker may already be gone at interpreter exit.
-    with contextlib.suppress(Exception):
-        resource_tracker.unregister(path, "folder")
+    _watchdog.forget(path)
     with _live_lock:
         _live_folders.pop(path, None)
 
@@ -102,7 +100,7 @@ def _remove_live_folders_at_exit() -> None:
 
 def _track(path: str) -> None:
     global _atexit_registered
-    resource_tracker.register(path, "folder")
+    _watchdog.track(path)
     with _live_lock:
         _live_folders[path] = os.getpid()
         if not _atexit_registered:

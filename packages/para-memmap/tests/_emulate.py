@@ -1,0 +1,52 @@
+"""What para-core does with a transport session, on a loky executor.
+
+Keeps the session and reducer tests independent of para-core's internals:
+the caller pickles each task with ``session.reduce_task_object`` first, the
+worker pickles its result with ``session.result_reducer``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import cloudpickle
+
+
+class _Pickler(cloudpickle.Pickler):
+    def __init__(self, file: Any, reduce_first: Any) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._reduce_first = reduce_first
+
+    def reducer_override(self, obj: Any) -> Any:
+        rv = self._reduce_first(obj)
+        if rv is NotImplemented:
+            return super().reducer_override(obj)
+        return rv
+
+
+def dumps(obj: Any, reduce_first: Any) -> bytes:
+    if reduce_first is None:
+        return cloudpickle.dumps(obj)
+    buf = io.BytesIO()
+    _Pickler(buf, reduce_first).dump(obj)
+    return buf.getvalue()
+
+
+def _run(payload: bytes, result_reducer: Any) -> bytes:
+    func, args = pickle.loads(payload)
+    return dumps(func(*args), result_reducer)
+
+
+def run_tasks(executor: Any, session: Any, func: Any, arg_tuples: list) -> list:
+    """Run ``func(*args)`` for each args in workers, through ``session``."""
+    futures = [
+        executor.submit(
+            _run,
+            dumps((func, args), session.reduce_task_object),
+            session.result_reducer,
+        )
+        for args in arg_tuples
+    ]
+    return [pickle.loads(f.result()) for f in futures]

@@ -1,0 +1,113 @@
+"""Nothing of ours survives a killed worker, an interrupted or a killed caller."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import psutil
+import pytest
+from conftest import wait_until_gone
+
+import para_memmap
+from para_core import Parallel, delayed
+
+CALLER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import para_memmap
+    from para_core import Parallel, delayed
+
+    def slow(a, i):
+        time.sleep(60)
+        return float(a[i])
+
+    para_memmap.enable()
+    data = np.ones(500_000)
+    shared = para_memmap.empty(200_000)
+    Parallel(n_jobs=2, temp_folder=sys.argv[1] if len(sys.argv) > 1 else None)(
+        delayed(slow)(data, i) for i in range(4)
+    )
+    """
+)
+
+
+def die(a):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _our_paths(pid):
+    roots = ["/dev/shm", "/tmp"]
+    found = set()
+    for root in roots:
+        found.update(glob.glob(os.path.join(root, f"para-memmap-{pid}-*")))
+    return found
+
+
+def _start_caller():
+    proc = subprocess.Popen([sys.executable, "-c", CALLER])
+    deadline = time.monotonic() + 60
+    # Wait until the call is under way: its folder and the workers exist.
+    while time.monotonic() < deadline:
+        paths = _our_paths(proc.pid)
+        folders = [p for p in paths if os.path.isdir(p)]
+        if folders and any(os.listdir(f) for f in folders):
+            workers = psutil.Process(proc.pid).children(recursive=True)
+            return proc, paths, workers
+        assert proc.poll() is None, "the caller died before its call started"
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("the caller never started its call")
+
+
+def _reap(processes):
+    # Workers busy in a task outlive a killed caller until the task ends (that
+    # is loky's business, not ours): the test kills them so nothing leaks.
+    for p in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(processes, timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def transport():
+    para_memmap.enable()
+    yield
+    para_memmap.disable()
+
+
+def test_worker_killed_mid_call():
+    from loky.process_executor import TerminatedWorkerError
+
+    data = np.ones(300_000)
+    with pytest.raises(TerminatedWorkerError):
+        Parallel(n_jobs=2)(delayed(die)(data) for _ in range(2))
+    assert not _our_paths(os.getpid())
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"]
+)
+def test_caller_interrupted_or_killed(sig):
+    proc, paths, workers = _start_caller()
+    assert any(os.path.isfile(p) for p in paths)  # the empty() array
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the caller did not exit after {sig!r}")
+    try:
+        # Files go within 5 s even while the orphaned workers still run.
+        left = wait_until_gone(paths | _our_paths(proc.pid))
+        assert not left, f"left behind after {sig!r}: {sorted(left)}"
+    finally:
+        _reap(workers)
