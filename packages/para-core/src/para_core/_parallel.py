@@ -20,7 +20,6 @@ never slowed by our work. For process backends a transport session (see
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import threading
@@ -49,6 +48,32 @@ _RETURN_AS = ("list", "generator", "generator_unordered")
 _MAX_AUTO_BATCH = 8192
 
 
+class _Delayed:
+    # A slotted object instead of functools.wraps: delayed(f) is called once
+    # per task in typical code, so it must cost next to nothing.
+    __slots__ = ("__wrapped__",)
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.__wrapped__ = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple:
+        return self.__wrapped__, args, kwargs
+
+    def __getattr__(self, name: str) -> Any:
+        # __name__, __qualname__, ... of the wrapped function.
+        return getattr(self.__wrapped__, name)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return getattr(self.__wrapped__, "__doc__", None)
+
+    def __reduce__(self):
+        return (_Delayed, (self.__wrapped__,))
+
+    def __repr__(self) -> str:
+        return f"delayed({self.__wrapped__!r})"
+
+
 def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
     """Capture a call ``function(*args, **kwargs)`` for :class:`Parallel`.
 
@@ -59,7 +84,8 @@ def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
     Returns
     -------
     callable
-        Returns the tuple ``(function, args, kwargs)`` when called.
+        Returns the tuple ``(function, args, kwargs)`` when called; it
+        carries the wrapped function's name and ``__wrapped__``.
 
     Examples
     --------
@@ -67,13 +93,18 @@ def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
     >>> delayed(pow)(2, 5)
     (<built-in function pow>, (2, 5), {})
     """
+    # Re-use the wrapper of recently seen functions: ``delayed(f)(x)`` runs
+    # once per task, so skipping the allocation matters.
+    wrapper = _DELAYED_CACHE.get(id(function))
+    if wrapper is not None and wrapper.__wrapped__ is function:
+        return wrapper
+    if len(_DELAYED_CACHE) >= 128:
+        _DELAYED_CACHE.clear()
+    wrapper = _DELAYED_CACHE[id(function)] = _Delayed(function)
+    return wrapper
 
-    def delayed_function(*args: Any, **kwargs: Any) -> tuple:
-        return function, args, kwargs
 
-    with contextlib.suppress(AttributeError):  # callables lacking __name__
-        delayed_function = functools.wraps(function)(delayed_function)
-    return delayed_function
+_DELAYED_CACHE: dict[int, _Delayed] = {}
 
 
 class Parallel:

@@ -1,0 +1,194 @@
+"""para_core vs joblib: dispatch throughput, latency, scaling and memory.
+
+Run ``python bench_core.py [--quick] [--json PATH]``. Every workload runs para
+and joblib in the same process run on the same inputs, n_jobs=2, and prints
+para's figure, joblib's, their ratio and the target of issue 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import joblib
+
+import para_core
+
+N_JOBS = 2
+
+
+def trivial(x):
+    return x
+
+
+def cpu_10ms(x):
+    end = time.process_time() + 0.01
+    while time.process_time() < end:
+        pass
+    return x
+
+
+def best_of(fn, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def throughput(lib, backend, n, return_as, repeat):
+    def run():
+        out = lib.Parallel(n_jobs=N_JOBS, backend=backend, return_as=return_as)(
+            lib.delayed(trivial)(i) for i in range(n)
+        )
+        for _ in out:
+            pass
+
+    run()  # warm the workers
+    return n / best_of(run, repeat)
+
+
+def ppe_best(n, repeat):
+    best = 0.0
+    with ProcessPoolExecutor(N_JOBS) as ex:
+        list(ex.map(trivial, range(100)))
+        for chunksize in (100, 1000, 10000):
+            dt = best_of(
+                lambda cs=chunksize: list(ex.map(trivial, range(n), chunksize=cs)),
+                repeat,
+            )
+            best = max(best, n / dt)
+    return best
+
+
+def warm_latency(lib, repeat):
+    with lib.Parallel(n_jobs=N_JOBS) as par:
+        par(lib.delayed(trivial)(i) for i in range(2))
+        return best_of(lambda: par(lib.delayed(trivial)(i) for i in range(2)), repeat)
+
+
+_FRESH = """
+import time, sys
+t = time.perf_counter()
+import {mod} as lib
+def f(x):
+    return x
+if __name__ == "__main__":
+    lib.Parallel(n_jobs=2)(lib.delayed(abs)(-i) for i in range(2))
+    print(time.perf_counter() - t)
+"""
+
+
+def fresh_first_call(mod):
+    code = textwrap.dedent(_FRESH.format(mod=mod))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def speedup(lib, n, repeat):
+    seq = best_of(lambda: [cpu_10ms(i) for i in range(n)], 1)
+    par = best_of(
+        lambda: lib.Parallel(n_jobs=N_JOBS)(lib.delayed(cpu_10ms)(i) for i in range(n)),
+        repeat,
+    )
+    return seq / par
+
+
+_MEM = """
+import resource, sys
+import {mod} as lib
+def kb(i):
+    return b"x" * 1024
+if __name__ == "__main__":
+    n = {n}
+    gen = lib.Parallel(n_jobs=2, return_as="generator")(lib.delayed(kb)(i) for i in range(n))
+    total = 0
+    for r in gen:
+        total += len(r)
+    assert total == n * 1024
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def generator_peak_mb(mod, n):
+    code = textwrap.dedent(_MEM.format(mod=mod, n=n))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes")
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args()
+    n = 20_000 if args.quick else 100_000
+    n_mem = 100_000 if args.quick else 1_000_000
+    repeat = 1 if args.quick else 3
+    rows = []
+
+    def add(workload, para, jl, unit, target, higher_is_better):
+        ratio = para / jl if jl else float("nan")
+        rows.append(
+            {
+                "workload": workload,
+                "para": para,
+                "joblib": jl,
+                "unit": unit,
+                "ratio": ratio,
+                "target": target,
+                "higher_is_better": higher_is_better,
+            }
+        )
+        print(
+            f"{workload:<42} {para:>12.4g} {jl:>12.4g} {unit:<9} "
+            f"{ratio:>7.2f}x  target {target}",
+            flush=True,
+        )
+
+    print(f"{'workload':<42} {'para':>12} {'joblib':>12} {'unit':<9} {'ratio':>8}")
+    ppe = ppe_best(n, repeat)
+    print(f"(ProcessPoolExecutor.map best chunksize: {ppe:.4g} tasks/s)")
+    for mode in ("list", "generator", "generator_unordered"):
+        para = throughput(para_core, "loky", n, mode, repeat)
+        jl = throughput(joblib, "loky", n, mode, repeat)
+        add(
+            f"loky {n} trivial, {mode}",
+            para,
+            jl,
+            "tasks/s",
+            f">= 5x joblib and >= PPE ({para / ppe:.2f}x PPE)",
+            True,
+        )
+    para = throughput(para_core, "threading", n, "list", repeat)
+    jl = throughput(joblib, "threading", n, "list", repeat)
+    add(f"threading {n} trivial, list", para, jl, "tasks/s", ">= 10x", True)
+    para = warm_latency(para_core, 20) * 1e3
+    jl = warm_latency(joblib, 20) * 1e3
+    add("2 tasks on warm workers", para, jl, "ms", "<= 0.1x", False)
+    para = fresh_first_call("para_core")
+    jl = fresh_first_call("joblib")
+    add("first call in a fresh process", para, jl, "s", "<= 0.5x", False)
+    n_cpu = 50 if args.quick else 200
+    para = speedup(para_core, n_cpu, 1)
+    jl = speedup(joblib, n_cpu, 1)
+    add(f"{n_cpu} x 10 ms CPU: speed-up", para, jl, "x seq", "para >= 1.9", True)
+    para = generator_peak_mb("para_core", n_mem)
+    jl = generator_peak_mb("joblib", n_mem)
+    add(f"generator {n_mem} x 1 KB peak RSS", para, jl, "MB", "para < 200 MB", False)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

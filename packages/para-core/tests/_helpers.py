@@ -1,0 +1,56 @@
+"""Task functions importable by worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def square(x):
+    return x * x
+
+
+def identity(x):
+    return x
+
+
+def fail_on(x, bad):
+    if x == bad:
+        raise ValueError(f"bad value {x}")
+    return x
+
+
+def sleep_then(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+def getpid(_x=None):
+    return os.getpid()
+
+
+def exit_worker(x, code):
+    if x == 1:
+        os._exit(code)
+    time.sleep(0.05)
+    return x
+
+
+def kill_self(x):
+    if x == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return x
+
+
+def env_var(name):
+    return os.environ.get(name)
+
+
+def nested_backend_name(_x=None):
+    from para_core import Parallel, delayed, get_active_backend
+
+    backend, _ = get_active_backend()
+    inner = Parallel(n_jobs=2)(delayed(square)(i) for i in range(3))
+    return type(backend).__name__, backend.nesting_level, inner
