@@ -12,7 +12,7 @@ import copyreg
 import io
 import pickle
 from collections.abc import Callable
-from multiprocessing.pool import Pool
+from multiprocessing.pool import CLOSE, Pool
 from multiprocessing.queues import SimpleQueue
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -149,6 +149,9 @@ class MemmappingPool(Pool):
     ...     pool.map(np.sum, [np.ones(10_000)] * 3)
     [10000.0, 10000.0, 10000.0]
     """
+
+    # Pool.__del__ reads _state, even when __init__ refused its arguments.
+    _state = CLOSE
 
     def __init__(
         self,
