@@ -57,7 +57,7 @@ def test_layout(tmp_path):
 
 
 def test_nested_and_main_function_ids(tmp_path):
-    from para_cache._memory import _build_func_identifier
+    from para_cache._memorized import _build_func_identifier
 
     def outer():
         def inner():

@@ -10,16 +10,13 @@ crashes never leave a half-written result behind.
 from ._fsspec_store import FsspecStoreBackend
 from ._hashing import Hasher, NumpyHasher, hash
 from ._logger import Logger, PrintTime, format_time, pformat, short_format_time
-from ._memory import (
-    AsyncMemorizedFunc,
+from ._memorized import AsyncMemorizedFunc, JobLibCollisionWarning, MemorizedFunc
+from ._memory import Memory, expires_after
+from ._results import (
     AsyncNotMemorizedFunc,
-    JobLibCollisionWarning,
-    MemorizedFunc,
     MemorizedResult,
-    Memory,
     NotMemorizedFunc,
     NotMemorizedResult,
-    expires_after,
 )
 from ._store import (
     CacheItemInfo,

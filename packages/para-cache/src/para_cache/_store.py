@@ -465,7 +465,7 @@ def _fsspec_backend() -> type:
     return FsspecStoreBackend
 
 
-def register_store_backend(backend_name, backend):
+def register_store_backend(backend_name: str, backend: type) -> None:
     """Make a store class available to ``Memory(..., backend=backend_name)``.
 
     Parameters
