@@ -273,7 +273,16 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
         dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
         try:
             ctx.stream = dec
-            return _StreamUnpickler(dec, ctx).load()
+            peek = getattr(dec, "peek", None)
+            para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
+            obj = _StreamUnpickler(dec, ctx).load()
+            if para:
+                _skip_trailer(dec, ctx)
+            # Read to the end so the compressor checks its end marker and
+            # checksum: a truncated file must not pass unnoticed.
+            while dec.read(_BUFFER):
+                pass
+            return obj
         finally:
             dec.close()
     if is_path and head.startswith(HEAD):

@@ -77,12 +77,12 @@ class CompressorWrapper:
 
     Examples
     --------
-    >>> import gzip
+    >>> import bz2
     >>> from para_persist import CompressorWrapper, register_compressor
-    >>> class MyGzip(CompressorWrapper):
+    >>> class MyBz2(CompressorWrapper):
     ...     def __init__(self):
-    ...         super().__init__(gzip.GzipFile, prefix=b"\\x1f\\x8b", extension=".mygz")
-    >>> register_compressor("mygzip", MyGzip())  # doctest: +SKIP
+    ...         super().__init__(bz2.BZ2File, prefix=b"BZh", extension=".mybz")
+    >>> register_compressor("mybz2", MyBz2())  # doctest: +SKIP
     """
 
     def __init__(self, obj: Any, prefix: bytes = b"", extension: str = "") -> None:
