@@ -419,5 +419,8 @@ def test_compress(store):
     f = mem.cache(make_f(Counter()))
     assert f(5) == 6
     assert f(5) == 6
-    with pytest.warns(UserWarning, match="Compressed results cannot be memmapped"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         store.memory(compress=True, mmap_mode="r")
+    messages = [str(w.message) for w in caught]
+    assert "Compressed results cannot be memmapped" in messages
