@@ -19,6 +19,7 @@ import functools
 import hashlib
 import pickle
 import sys
+import threading
 import types
 from typing import Any
 
@@ -73,12 +74,16 @@ def fast_hash_name() -> str:
 
 
 class _Sink:
-    """File-like object whose ``write`` is the hash object's ``update``."""
+    """File-like object feeding every write into the current hash object."""
 
-    __slots__ = ("write",)
+    __slots__ = ("update",)
 
-    def __init__(self, update: Any) -> None:
-        self.write = update
+    def __init__(self) -> None:
+        self.update: Any = None
+
+    def write(self, data: Any) -> None:
+        # Called once per 64 KiB frame or large buffer, never per object.
+        self.update(data)
 
 
 # Persistent ids are written with their own opcode, so these tags cannot be
@@ -127,6 +132,7 @@ class _HashPickler(pickle.Pickler):
 
     def __init__(self, sink: _Sink, coerce_mmap: bool) -> None:
         super().__init__(sink, protocol=_PROTOCOL)
+        self.sink = sink
         # No memo: equal values hash equal whatever object identities they share.
         self.fast = True
         self._coerce_mmap = coerce_mmap
@@ -186,12 +192,28 @@ def _hash_bytes(obj: Any, hash_name: str, coerce_mmap: bool) -> bytes:
     return h.digest()
 
 
+# Idle picklers per thread, reused by the next hash: building one costs
+# about as much as hashing a few small arguments (the cache-hit path).
+_IDLE = threading.local()
+
+
 def _dump_into(h: Any, obj: Any, coerce_mmap: bool) -> None:
+    key = (coerce_mmap, "numpy" in sys.modules)
     try:
-        _HashPickler(_Sink(h.update), coerce_mmap).dump(obj)
+        idle = _IDLE.picklers
+    except AttributeError:
+        idle = _IDLE.picklers = {}
+    stack = idle.get(key)
+    # Popped while in use, so nested hashing (sort keys) gets its own.
+    pickler = stack.pop() if stack else _HashPickler(_Sink(), coerce_mmap)
+    pickler.sink.update = h.update
+    try:
+        pickler.dump(obj)
     except pickle.PicklingError as exc:
         exc.args += (f"PicklingError while hashing {obj!r}: {exc!r}",)
         raise
+    pickler.sink.update = None
+    idle.setdefault(key, []).append(pickler)
 
 
 def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
