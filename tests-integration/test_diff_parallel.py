@@ -70,6 +70,8 @@ def test_results_and_exception_types_agree(backend, return_as, items, mode, n_jo
         # deliberate extension: it must then behave as the list mode does.
         assert theirs == ("error", "ValueError")
         theirs = run(joblib, backend, "list", items, mode, n_jobs=n_jobs)
+        if return_as == "generator_unordered" and theirs[0] == "ok":
+            theirs = ("ok", sorted(theirs[1]))
     assert ours == theirs
 
 
