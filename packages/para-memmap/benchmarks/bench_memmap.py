@@ -1,0 +1,231 @@
+"""para-memmap vs joblib's memmapping: fan-out, reuse, shared arrays, results.
+
+Run ``python bench_memmap.py [--quick] [--json PATH]``. Every workload runs
+para (para_core.Parallel with para_memmap enabled) and joblib in the same run,
+on the same inputs, with n_jobs=2, and prints both times, the speed-up
+(joblib / para) and the target of issue 5. Times are the median of the repeats.
+
+Peak memory is the largest sum, over samples taken every 20 ms, of the
+proportional set size (PSS) of the caller and all its child processes plus the
+bytes of the temporary files in /dev/shm (ours or joblib's). Shared pages that
+are both mapped and in a file count twice: an upper bound, measured the same way
+for both libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import threading
+import time
+
+import joblib
+import numpy as np
+import psutil
+
+import para_core
+import para_memmap
+
+N_JOBS = 2
+N_TASKS = 8
+
+
+def slice_sum(a, i, n):
+    k = len(a) // n
+    return float(a[i * k : (i + 1) * k].sum())
+
+
+def make_array(nbytes):
+    return np.ones(nbytes // 8)
+
+
+def small_task(a):
+    return float(a.sum())
+
+
+class PeakMemory:
+    """Samples PSS of this process tree plus our/joblib's shm files."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_full_info().pss
+            except (psutil.Error, AttributeError):
+                pass
+        for pattern in ("/dev/shm/para-memmap-*", "/dev/shm/joblib_memmapping*"):
+            for path in glob.glob(pattern):
+                for root, _, files in os.walk(path):
+                    for name in files:
+                        try:
+                            total += os.stat(os.path.join(root, name)).st_size
+                        except OSError:
+                            pass
+                if os.path.isfile(path):
+                    total += os.stat(path).st_size
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._sample())
+
+
+def timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def fan_out_first(lib, data, repeat):
+    def run():
+        lib.Parallel(n_jobs=N_JOBS)(
+            lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS)
+        )
+
+    with PeakMemory() as mem:
+        t = timed(run, repeat)
+    return t, mem.peak
+
+
+def fan_out_later(lib, data, repeat):
+    with PeakMemory() as mem, lib.Parallel(n_jobs=N_JOBS) as parallel:
+
+        def run():
+            parallel(lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS))
+
+        run()  # the first call of the block copies; later ones are measured
+        t = timed(run, repeat)
+    return t, mem.peak
+
+
+def returns(lib, nbytes, repeat):
+    def run():
+        out = lib.Parallel(n_jobs=N_JOBS)(
+            lib.delayed(make_array)(nbytes) for _ in range(N_TASKS)
+        )
+        assert out[-1].nbytes == nbytes
+        del out
+
+    with PeakMemory() as mem:
+        t = timed(run, repeat)
+    return t, mem.peak
+
+
+def small_arrays(n_tasks, repeat):
+    arrays = [np.ones(1000) for _ in range(n_tasks)]
+
+    def run():
+        para_core.Parallel(n_jobs=N_JOBS)(
+            para_core.delayed(small_task)(a) for a in arrays
+        )
+
+    run()
+    para_memmap.disable()
+    t_core = timed(run, repeat)
+    para_memmap.enable()
+    t_memmap = timed(run, repeat)
+    return t_memmap, t_core
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--json", metavar="PATH", help="write results as JSON")
+    args = parser.parse_args()
+    big = 100_000_000 if args.quick else 500_000_000
+    ret = 10_000_000 if args.quick else 50_000_000
+    repeat = 3 if args.quick else 5
+
+    para_memmap.enable()
+    para = para_core
+    # Warm both worker pools so that start-up is not measured.
+    for lib in (para, joblib):
+        lib.Parallel(n_jobs=N_JOBS)(lib.delayed(abs)(-i) for i in range(8))
+
+    data = np.random.default_rng(0).random(big // 8)
+    shared = para_memmap.empty(data.shape)
+    shared[:] = data
+    rows = []
+
+    def add(workload, para_s, joblib_s, target, para_peak=None, joblib_peak=None):
+        row = {
+            "workload": workload,
+            "para_s": para_s,
+            "joblib_s": joblib_s,
+            "ratio": joblib_s / para_s,
+            "target": target,
+        }
+        if para_peak is not None:
+            row["para_peak_mb"] = para_peak / 1e6
+            row["joblib_peak_mb"] = joblib_peak / 1e6
+        rows.append(row)
+
+    mb = big // 1_000_000
+    p, pm = fan_out_first(para, data, repeat)
+    j, jm = fan_out_first(joblib, data, repeat)
+    add(f"fan-out {mb} MB, first call", p, j, ">= 1.3x", pm, jm)
+    p, pm = fan_out_later(para, data, repeat)
+    j, jm = fan_out_later(joblib, data, repeat)
+    add(f"fan-out {mb} MB, later calls in a with-block", p, j, ">= 5x", pm, jm)
+    p, pm = fan_out_first(para, shared, repeat)
+    add(f"fan-out {mb} MB, para_memmap.empty array", p, j, ">= 10x", pm, jm)
+    row = rows[-1]
+    row["joblib_s"], row["joblib_peak_mb"] = rows[0]["joblib_s"], rows[0]["joblib_peak_mb"]
+    row["ratio"] = row["joblib_s"] / row["para_s"]
+    p, pm = returns(para, ret, repeat)
+    j, jm = returns(joblib, ret, repeat)
+    add(f"{N_TASKS} tasks returning {ret // 1_000_000} MB", p, j, ">= 3x", pm, jm)
+    t_memmap, t_core = small_arrays(200, repeat)
+    rows.append(
+        {
+            "workload": "200 tasks, 8 kB arrays: para-memmap vs para-core alone",
+            "para_s": t_memmap,
+            "joblib_s": None,
+            "core_alone_s": t_core,
+            "ratio": t_memmap / t_core,
+            "target": "<= 1.05x (slowdown)",
+        }
+    )
+    del shared
+
+    print(f"{'workload':58} {'para s':>8} {'joblib s':>9} {'ratio':>7}  target")
+    for r in rows:
+        other = r["joblib_s"] if r["joblib_s"] is not None else r["core_alone_s"]
+        print(
+            f"{r['workload']:58} {r['para_s']:8.3f} {other:9.3f} "
+            f"{r['ratio']:6.2f}x  {r['target']}"
+        )
+        if "para_peak_mb" in r:
+            print(
+                f"{'  peak memory MB (para / joblib)':58} "
+                f"{r['para_peak_mb']:8.0f} {r['joblib_peak_mb']:9.0f}"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
