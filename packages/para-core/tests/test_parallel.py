@@ -113,7 +113,7 @@ def test_n_jobs_zero_is_an_error(n_jobs):
 
 
 def test_n_jobs_rules():
-    with pytest.raises(ValueError, match="n_jobs could not be converted to int.*'a'"):
+    with pytest.raises(ValueError, match=r"n_jobs could not be converted to int.*'a'"):
         Parallel(n_jobs="a")
     assert Parallel(n_jobs=2.7).n_jobs == 2
     assert effective_n_jobs(-1) == cpu_count()
@@ -272,7 +272,8 @@ def test_import_is_light_and_free_of_side_effects():
         "assert threading.active_count() == n\n"
         "assert 'numpy' not in sys.modules\n"
         "from para_core import Parallel, delayed\n"
-        "assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]\n"
+        "out = Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4))\n"
+        "assert out == [0, 1, 2, 3]\n"
         "assert 'numpy' not in sys.modules\n"
         "print('ok')\n"
     )

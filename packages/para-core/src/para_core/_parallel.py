@@ -33,7 +33,13 @@ from loky.process_executor import TerminatedWorkerError
 
 from . import _config
 from ._backend_base import BatchedCalls, FallbackToBackend, ParallelBackendBase
-from ._backends import MultiprocessingBackend, SequentialBackend, _ProcessBackendMixin
+from ._backends import (
+    LokyBackend,
+    MultiprocessingBackend,
+    SequentialBackend,
+    ThreadingBackend,
+    _ProcessBackendMixin,
+)
 from ._config import _Default, _get_active_backend, _get_config_param
 from ._config import default_parallel_config as _dpc
 from ._errors import WorkerTerminatedError, eval_expr, parse_max_nbytes
@@ -42,6 +48,7 @@ from ._transport import TransportRequest, get_transport_hook
 
 __all__ = ["Parallel", "delayed"]
 
+_BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
 # Upper bound of auto batches: keeps a batch's results (and the memory held
 # by an ordered generator) small while amortising dispatch costs.
@@ -212,6 +219,14 @@ class Parallel:
         level = active.nesting_level
         if isinstance(backend, _Default):
             backend = active
+            if type(backend) in _BUILTIN_BACKENDS:
+                # The configured instance may be shared by concurrent calls
+                # (e.g. nested calls in several threads): use a private one.
+                backend = type(backend)(
+                    nesting_level=backend.nesting_level,
+                    inner_max_num_threads=backend.inner_max_num_threads,
+                    **backend.backend_kwargs,
+                )
         elif isinstance(backend, ParallelBackendBase):
             if backend.nesting_level is None:
                 backend.nesting_level = level

@@ -53,7 +53,10 @@ def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
             try:
                 _dump(value, reduce_first)
             except Exception as exc:
-                return f"{label} {value!r} of {task} ({type(exc).__name__}: {exc})"
+                return (
+                    f"{label} of {task}, {value!r}, cannot be pickled "
+                    f"({type(exc).__name__}: {exc})"
+                )
     return "an object of the batch"
 
 

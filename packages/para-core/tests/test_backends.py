@@ -1,0 +1,221 @@
+"""Configuration, backend selection, nesting and third-party backends."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.pool import ThreadPool
+
+import pytest
+from _helpers import env_var, nested_backend_name, square
+
+import para_core
+from para_core import (
+    Parallel,
+    ParallelBackendBase,
+    ThreadingBackend,
+    delayed,
+    get_active_backend,
+    parallel_backend,
+    parallel_config,
+    register_parallel_backend,
+    wrap_non_picklable_objects,
+)
+
+
+def test_parallel_config_is_nestable_and_restored():
+    assert type(get_active_backend()[0]).__name__ == "LokyBackend"
+    with parallel_config(backend="threading", n_jobs=3, verbose=0) as cfg:
+        assert cfg["n_jobs"] == 3
+        backend, n_jobs = get_active_backend()
+        assert isinstance(backend, ThreadingBackend) and n_jobs == 3
+        with parallel_config(n_jobs=2):
+            backend2, n2 = get_active_backend()
+            assert isinstance(backend2, ThreadingBackend) and n2 == 2
+        assert get_active_backend()[1] == 3
+    assert get_active_backend()[1] is None
+    assert type(get_active_backend()[0]).__name__ == "LokyBackend"
+
+
+def test_parallel_config_is_thread_local():
+    seen = []
+    with parallel_config(backend="threading"):
+        t = threading.Thread(target=lambda: seen.append(get_active_backend()[0]))
+        t.start()
+        t.join()
+    assert type(seen[0]).__name__ == "LokyBackend"
+
+
+def test_parallel_config_errors():
+    with pytest.raises(ValueError, match="Invalid backend: nope"):
+        parallel_config(backend="nope")
+    with pytest.raises(ValueError, match="only supported when backend is not None"):
+        parallel_config(inner_max_num_threads=2)
+    with pytest.raises(ValueError, match="only supported when backend is a string"):
+        parallel_config(backend=ThreadingBackend(), foo=1)
+    with pytest.raises(ValueError, match="prefer=x"):
+        parallel_config(prefer="x")
+
+
+def test_legacy_parallel_backend():
+    with parallel_backend("threading", n_jobs=2) as (backend, n_jobs):
+        assert isinstance(backend, ThreadingBackend) and n_jobs == 2
+        assert Parallel()(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+
+
+def test_prefer_and_require():
+    assert isinstance(Parallel(prefer="threads")._backend, ThreadingBackend)
+    assert isinstance(Parallel(require="sharedmem")._backend, ThreadingBackend)
+    with parallel_config(prefer="threads"):
+        assert isinstance(Parallel()._backend, ThreadingBackend)
+    # An explicit backend wins over the soft hint...
+    assert type(Parallel(backend="loky", prefer="threads")._backend).__name__ == (
+        "LokyBackend"
+    )
+    # ...but not over the hard constraint.
+    with pytest.raises(ValueError, match="does not support shared memory"):
+        Parallel(backend="loky", require="sharedmem")
+    shared = []
+    Parallel(n_jobs=2, require="sharedmem")(delayed(shared.append)(i) for i in range(5))
+    assert sorted(shared) == list(range(5))
+
+
+def test_nested_calls_do_not_oversubscribe(no_leftovers):
+    out = Parallel(n_jobs=2)(delayed(nested_backend_name)(i) for i in range(2))
+    for name, level, inner in out:
+        assert name == "ThreadingBackend"
+        assert level == 1
+        assert inner == [0, 1, 4]
+    out = Parallel(n_jobs=2, backend="threading")(
+        delayed(nested_backend_name)(i) for i in range(2)
+    )
+    assert {name for name, _, _ in out} == {"ThreadingBackend"}
+    assert {level for _, level, _ in out} == {1}
+
+
+def test_inner_max_num_threads_reaches_workers(no_leftovers):
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        out = Parallel(n_jobs=2)(delayed(env_var)("OMP_NUM_THREADS") for _ in range(2))
+    assert out == ["1", "1"]
+    out = Parallel(n_jobs=2, backend="multiprocessing")(
+        delayed(env_var)("MKL_NUM_THREADS") for _ in range(2)
+    )
+    assert len(set(out)) == 1 and int(out[0]) >= 1
+
+
+class FuturesBackend(ParallelBackendBase):
+    """A third-party backend written against joblib's documented API only."""
+
+    supports_retrieve_callback = True
+    uses_threads = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def effective_n_jobs(self, n_jobs):
+        return 2 if n_jobs in (None, -1) else n_jobs
+
+    def configure(self, n_jobs=1, parallel=None, **backend_kwargs):
+        self.parallel = parallel
+        self.calls.append("configure")
+        self._pool = ThreadPoolExecutor(self.effective_n_jobs(n_jobs))
+        return self.effective_n_jobs(n_jobs)
+
+    def start_call(self):
+        self.calls.append("start_call")
+
+    def stop_call(self):
+        self.calls.append("stop_call")
+
+    def submit(self, func, callback=None):
+        future = self._pool.submit(func)
+        future.add_done_callback(callback)
+        return future
+
+    def retrieve_result_callback(self, out):
+        return out.result()
+
+    def terminate(self):
+        self.calls.append("terminate")
+        self._pool.shutdown()
+
+
+class PollingBackend(ParallelBackendBase):
+    """An older style backend: no callbacks, results are polled."""
+
+    supports_retrieve_callback = False
+
+    def effective_n_jobs(self, n_jobs):
+        return 2
+
+    def configure(self, n_jobs=1, parallel=None, **backend_kwargs):
+        self.parallel = parallel
+        self._pool = ThreadPool(2)
+        return 2
+
+    def submit(self, func, callback=None):
+        return self._pool.apply_async(func)
+
+    def terminate(self):
+        self._pool.terminate()
+        self._pool.join()
+
+
+@pytest.mark.parametrize("return_as", ["list", "generator", "generator_unordered"])
+def test_third_party_backend(return_as):
+    backend = FuturesBackend()
+    out = list(
+        Parallel(n_jobs=2, backend=backend, return_as=return_as)(
+            delayed(square)(i) for i in range(40)
+        )
+    )
+    assert sorted(out) == [i * i for i in range(40)]
+    assert backend.calls == ["configure", "start_call", "stop_call", "terminate"]
+
+
+def test_third_party_backend_registered_and_default():
+    register_parallel_backend("futures-test", FuturesBackend)
+    try:
+        assert Parallel(n_jobs=2, backend="futures-test")(
+            delayed(square)(i) for i in range(4)
+        ) == [0, 1, 4, 9]
+        with parallel_config(backend="futures-test"):
+            assert isinstance(Parallel()._backend, FuturesBackend)
+        register_parallel_backend("futures-test", FuturesBackend, make_default=True)
+        assert isinstance(get_active_backend()[0], FuturesBackend)
+    finally:
+        from para_core import _config
+
+        _config.DEFAULT_BACKEND = "loky"
+        _config.BACKENDS.pop("futures-test", None)
+
+
+def test_polling_backend():
+    assert Parallel(backend=PollingBackend())(delayed(square)(i) for i in range(9)) == [
+        i * i for i in range(9)
+    ]
+
+
+def test_dask_backend_missing_gives_install_hint(monkeypatch):
+    from para_core import _config
+
+    monkeypatch.delitem(_config.BACKENDS, "dask", raising=False)
+    monkeypatch.setitem(sys.modules, "para_core._dask", None)
+    with pytest.raises(ImportError, match=r"pip install para-core\[dask\]"):
+        Parallel(backend="dask")
+
+
+def test_wrap_non_picklable_objects(no_leftovers):
+    square_w = wrap_non_picklable_objects(lambda x: x * x)
+    assert square_w(4) == 16
+    assert Parallel(n_jobs=2)(delayed(square_w)(i) for i in range(4)) == [0, 1, 4, 9]
+    with pytest.raises(TypeError, match="function or a class"):
+        wrap_non_picklable_objects(3)
+
+
+def test_public_names():
+    for name in para_core.__all__:
+        assert hasattr(para_core, name), name
+    assert para_core.__version__

@@ -1,0 +1,155 @@
+"""Failures: task errors, pickling errors, timeouts, crashed workers, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+from _helpers import exit_worker, fail_on, kill_self, sleep_then, square
+from loky.process_executor import TerminatedWorkerError
+
+from para_core import Parallel, WorkerTerminatedError, delayed
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+@pytest.mark.parametrize(
+    "backend", ["sequential", "threading", "loky", "multiprocessing"]
+)
+@pytest.mark.parametrize("return_as", ["list", "generator", "generator_unordered"])
+def test_task_error_keeps_type_and_worker_traceback(backend, return_as):
+    with pytest.raises(ValueError, match="bad value 7") as info:
+        list(
+            Parallel(n_jobs=2, backend=backend, return_as=return_as)(
+                delayed(fail_on)(i, 7) for i in range(20)
+            )
+        )
+    if backend in ("loky", "multiprocessing"):
+        text = str(info.value.__cause__)
+        assert "fail_on" in text
+        assert "raise ValueError" in text
+
+
+def test_error_cancels_tasks_not_started():
+    started = []
+    lock = threading.Lock()
+
+    def task(i):
+        with lock:
+            started.append(i)
+        if i == 0:
+            raise KeyError("first")
+        time.sleep(0.01)
+        return i
+
+    with pytest.raises(KeyError, match="first"):
+        Parallel(n_jobs=2, backend="threading", batch_size=1, pre_dispatch="all")(
+            delayed(task)(i) for i in range(200)
+        )
+    time.sleep(0.1)  # let running tasks end; none may start later
+    assert len(started) < 200
+
+
+def test_next_call_works_after_error():
+    with Parallel(n_jobs=2) as par:
+        with pytest.raises(ValueError):
+            par(delayed(fail_on)(i, 3) for i in range(10))
+        assert par(delayed(square)(i) for i in range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_unpicklable_argument_fails_before_work_naming_it():
+    lock = threading.Lock()
+    with pytest.raises(pickle.PicklingError) as info:
+        Parallel(n_jobs=2)(delayed(square)(x) for x in [1, lock])
+    msg = str(info.value)
+    assert "argument 0 of task #1" in msg
+    assert "lock" in msg
+
+
+def test_timeout_raises_and_next_call_works():
+    with pytest.raises(TimeoutError, match=r"timeout=0\.5"):
+        Parallel(n_jobs=2, timeout=0.5)(delayed(sleep_then)(i, 30) for i in range(4))
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+def test_timeout_threading_backend():
+    with pytest.raises(TimeoutError):
+        Parallel(n_jobs=2, backend="threading", timeout=0.2)(
+            delayed(sleep_then)(i, 1) for i in range(2)
+        )
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "expected"),
+    [(exit_worker, (3,), "3"), (kill_self, (), "SIGKILL")],
+)
+def test_crashed_worker(func, args, expected):
+    with pytest.raises(WorkerTerminatedError) as info:
+        Parallel(n_jobs=2, batch_size=1)(delayed(func)(i, *args) for i in range(6))
+    assert isinstance(info.value, TerminatedWorkerError)
+    msg = str(info.value)
+    assert "task #" in msg
+    assert expected in msg
+    # the next call gets fresh workers
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+def test_crashed_worker_inside_context_manager():
+    with Parallel(n_jobs=2, batch_size=1) as par:
+        with pytest.raises(WorkerTerminatedError):
+            par(delayed(exit_worker)(i, 5) for i in range(4))
+        assert par(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+_CTRL_C = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from _helpers import sleep_then
+from para_core import Parallel, delayed
+if __name__ == "__main__":
+    print("ready", flush=True)
+    try:
+        Parallel(n_jobs=2)(delayed(sleep_then)(i, 60) for i in range(10))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(7)
+"""
+
+
+def test_ctrl_c_stops_workers():
+    code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [
+                c
+                for c in parent.children(recursive=True)
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
+            time.sleep(0.1)
+        assert len(workers) >= 2
+        time.sleep(0.5)  # tasks are running
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 7
+        assert "interrupted" in proc.stdout.read()
+        _gone, alive = psutil.wait_procs(workers, timeout=5)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
