@@ -15,6 +15,7 @@ for both libraries.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -58,18 +59,14 @@ class PeakMemory:
         me = psutil.Process()
         total = 0
         for p in [me, *me.children(recursive=True)]:
-            try:
+            with contextlib.suppress(psutil.Error, AttributeError):
                 total += p.memory_full_info().pss
-            except (psutil.Error, AttributeError):
-                pass
         for pattern in ("/dev/shm/para-memmap-*", "/dev/shm/joblib_memmapping*"):
             for path in glob.glob(pattern):
                 for root, _, files in os.walk(path):
                     for name in files:
-                        try:
+                        with contextlib.suppress(OSError):
                             total += os.stat(os.path.join(root, name)).st_size
-                        except OSError:
-                            pass
                 if os.path.isfile(path):
                     total += os.stat(path).st_size
         return total
@@ -192,7 +189,10 @@ def main() -> None:
     p, pm = fan_out_first(para, shared, repeat)
     add(f"fan-out {mb} MB, para_memmap.empty array", p, j, ">= 10x", pm, jm)
     row = rows[-1]
-    row["joblib_s"], row["joblib_peak_mb"] = rows[0]["joblib_s"], rows[0]["joblib_peak_mb"]
+    row["joblib_s"], row["joblib_peak_mb"] = (
+        rows[0]["joblib_s"],
+        rows[0]["joblib_peak_mb"],
+    )
     row["ratio"] = row["joblib_s"] / row["para_s"]
     p, pm = returns(para, ret, repeat)
     j, jm = returns(joblib, ret, repeat)

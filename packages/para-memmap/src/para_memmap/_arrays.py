@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._mapcache import open_read_only
 from ._storage import CHUNK_BYTES, new_hasher
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "checksum",
     "has_shareable_memory",
     "rebuild_result",
+    "rebuild_shared",
     "rebuild_temp",
     "rebuild_view",
     "reduce_by_reference",
@@ -125,6 +127,15 @@ def rebuild_temp(
     return np.memmap(
         filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
     )
+
+
+def rebuild_shared(
+    filename: str, dtype: np.dtype, shape: tuple[int, ...], order: str, mode: str
+) -> np.memmap:
+    """Open one of our transported files: read-only ones share a mapping."""
+    if mode == "r":
+        return open_read_only(filename, dtype, shape, order)
+    return np.memmap(filename, dtype=dtype, mode=mode, shape=shape, order=order)
 
 
 def rebuild_view(

@@ -35,7 +35,7 @@ from ._arrays import (
     byte_chunks,
     checksum,
     rebuild_result,
-    rebuild_temp,
+    rebuild_shared,
     reduce_by_reference,
 )
 from ._storage import SHM_HEADROOM, SharedFolder, free_bytes, is_ours, write_array
@@ -190,7 +190,7 @@ class MemmapSession:
             return NotImplemented
         with self._lock:
             entry = self._file_for(obj)
-        return rebuild_temp, (
+        return rebuild_shared, (
             entry.filename,
             obj.dtype,
             obj.shape,

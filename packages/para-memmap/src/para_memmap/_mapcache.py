@@ -1,0 +1,77 @@
+"""Worker-side cache of read-only mappings of para-memmap's own files.
+
+Mapping a file is cheap, but every first touch of a page of a fresh mapping
+costs a page fault: for a 500 MB array that is most of the time a task spends
+reading it. Tasks of one call, and later calls of one ``with Parallel(...)``
+block that reuse the file, share one mapping instead.
+
+Safe because a transported file never changes: new content gets a new file.
+Mappings of files that were removed are dropped by a daemon thread within a
+second, so that a worker does not pin the memory of a finished session.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+__all__ = ["open_read_only"]
+
+MAX_ENTRIES = 8
+SWEEP_SECONDS = 1.0
+
+_lock = threading.Lock()
+_cache: OrderedDict[str, tuple[tuple[int, int, int], np.memmap]] = OrderedDict()
+_sweeper_pid = -1
+
+
+def _identity(filename: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(filename)
+    except OSError:
+        return None
+    return st.st_ino, st.st_dev, st.st_size
+
+
+def _sweep() -> None:
+    global _sweeper_pid
+    while True:
+        time.sleep(SWEEP_SECONDS)
+        with _lock:
+            for name, (ident, _) in list(_cache.items()):
+                if _identity(name) != ident:
+                    del _cache[name]
+            if not _cache:
+                _sweeper_pid = -1
+                return
+
+
+def open_read_only(
+    filename: str, dtype: Any, shape: tuple[int, ...], order: str
+) -> np.memmap:
+    """A read-only ``np.memmap`` of ``filename``, sharing a cached mapping."""
+    global _sweeper_pid
+    ident = _identity(filename)
+    with _lock:
+        hit = _cache.get(filename)
+        if hit is not None and hit[0] == ident:
+            _cache.move_to_end(filename)
+            root = hit[1]
+        else:
+            root = np.memmap(filename, dtype=np.uint8, mode="r")
+            _cache[filename] = (ident, root)
+            while len(_cache) > MAX_ENTRIES:
+                _cache.popitem(last=False)
+            if _sweeper_pid != os.getpid():  # none yet, or inherited by fork
+                _sweeper_pid = os.getpid()
+                threading.Thread(
+                    target=_sweep, name="para-memmap-sweeper", daemon=True
+                ).start()
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return root[:nbytes].view(dtype).reshape(shape, order=order)
