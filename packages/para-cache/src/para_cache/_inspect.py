@@ -186,7 +186,8 @@ class _LazyText:
     def __str__(self) -> str:
         return f"{self.spec.name}{self.spec.sig}"
 
-    __format__ = lambda self, spec: str(self)  # noqa: E731
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 def _call_text(name: str, args: Any, kwargs: dict) -> str:
