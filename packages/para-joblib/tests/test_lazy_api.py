@@ -232,3 +232,40 @@ def test_memory_alone_does_not_load_the_parallel_stack():
         """
     )
     assert out.strip() == "[]"
+
+
+def test_concurrent_first_use_enables_the_transport_once():
+    out = _run(
+        """
+        import threading
+        import para_joblib
+        from para_joblib import _lazy
+
+        calls = []
+        import para_memmap
+        real_enable = para_memmap.enable
+        def counting_enable(*args, **kwargs):
+            calls.append(1)
+            return real_enable(*args, **kwargs)
+        para_memmap.enable = counting_enable
+
+        barrier = threading.Barrier(8)
+        def first_use():
+            barrier.wait()
+            para_joblib.Parallel
+        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(len(calls), para_memmap.is_enabled())
+        """
+    )
+    assert out.split() == ["1", "True"]
+
+
+def test_pool_submodule_gives_a_working_memmapping_pool():
+    from para_joblib.pool import MemmappingPool
+
+    with MemmappingPool(2) as pool:
+        assert pool.map(abs, [-1, -2, -3]) == [1, 2, 3]

@@ -1,0 +1,43 @@
+"""Leak check for the meta-package's tests: nothing started here may remain."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+
+def _ours_in(folder: str) -> set[str]:
+    if not os.path.isdir(folder):
+        return set()
+    pid = os.getpid()
+    return {e for e in os.listdir(folder) if f"_{pid}_" in e or f"-{pid}-" in e}
+
+
+def _workers() -> list[psutil.Process]:
+    # Resource trackers and para-memmap's watchdog live as long as this
+    # interpreter by design (and exit with it); any other child is a leak.
+    left = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if "resource_tracker" in cmdline or "for line in sys.stdin.buffer" in cmdline:
+            continue
+        left.append(proc)
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    before = _ours_in("/dev/shm")
+    yield
+    deadline = time.monotonic() + 10
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _workers(), _workers()
+    left = {e for e in _ours_in("/dev/shm") - before if not e.startswith("sem.loky-")}
+    assert not left, sorted(left)
