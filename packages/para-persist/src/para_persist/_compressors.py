@@ -54,6 +54,7 @@ _ZSTD_PREFIX = b"\x28\xb5\x2f\xfd"
 # small; the whole array is never duplicated in memory.
 _SLICE = 16 * 1024**2
 _READ_CHUNK = 1024**2
+_ZSTD_THREADED_MIN = 8 * 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
 
@@ -394,11 +395,11 @@ class ZstdFile(_StreamFile):
                 f"You provided 'compresslevel={compresslevel}'"
             )
         self._zstd = zstandard
+        self._level = compresslevel
+        self._threads = threads
+        self._pending: list[bytes] | None = []
+        self._pending_size = 0
         super().__init__(filename, mode)
-        if not self._reading:
-            self._writer = zstandard.ZstdCompressor(
-                level=compresslevel, threads=threads, write_checksum=True
-            ).compressobj()
 
     def _open_reader(self) -> Any:
         reader = self._zstd.ZstdDecompressor().stream_reader(
@@ -407,9 +408,26 @@ class ZstdFile(_StreamFile):
         return io.BufferedReader(reader, buffer_size=_READ_CHUNK)
 
     def _compress(self, data: Any) -> bytes:
+        if self._pending is not None:
+            # Small outputs are compressed in one go on this thread: starting
+            # zstd's workers would cost more than it saves.
+            self._pending.append(bytes(data))
+            self._pending_size += len(self._pending[-1])
+            if self._pending_size < _ZSTD_THREADED_MIN:
+                return b""
+            pending, self._pending = self._pending, None
+            self._writer = self._zstd.ZstdCompressor(
+                level=self._level, threads=self._threads, write_checksum=True
+            ).compressobj()
+            return b"".join(self._writer.compress(chunk) for chunk in pending)
         return self._writer.compress(data)
 
     def _finish(self) -> bytes:
+        if self._pending is not None:
+            compressor = self._zstd.ZstdCompressor(
+                level=self._level, write_checksum=True
+            )
+            return compressor.compress(b"".join(self._pending))
         return self._writer.flush()
 
 

@@ -36,6 +36,7 @@ NUMPY_ARRAY_ALIGNMENT_BYTES = 16
 _ZFILE_PREFIX = b"ZF"
 _ZFILE_LEN_FIELD = len(f"{2**64:#x}")  # 19: hex length, space padded
 _ZLIB_MAX_RATIO = 1032  # deflate cannot expand input more than this
+_STREAM_CHUNK = 1024**2
 
 
 class NumpyArrayWrapper:
@@ -143,13 +144,15 @@ def _meta(w: Any) -> tuple[Any, Any, tuple[int, ...], str, int]:
     return np, dtype, shape, order, math.prod(shape) * dtype.itemsize
 
 
-def _readinto_exact(f: Any, buf: Any, what: str) -> None:
+def _readinto_exact(f: Any, buf: Any, what: str, chunk: int = 0) -> None:
     if hasattr(buf, "dtype"):
         buf = buf.view("u1")  # datetime64 & co. export no buffer; bytes do
     with memoryview(buf) as view, view.cast("B") as out:
         n, got = len(out), 0
         while got < n:
-            k = f.readinto(out[got:])
+            # Some decompressors allocate the whole request per call: ask
+            # them for moderate chunks (chunk=0: no limit, for plain files).
+            k = f.readinto(out[got : got + chunk] if chunk else out[got:])
             if not k:
                 raise CorruptFileError(
                     f"file truncated: {what} needs {n} bytes, only {got} present"
@@ -236,7 +239,8 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     if shuffle is not None:
         _read_shuffled(np, f, flat, shuffle)
     else:
-        _readinto_exact(f, flat, "array data")
+        chunk = 0 if ctx.file_size is not None else _STREAM_CHUNK
+        _readinto_exact(f, flat, "array data", chunk)
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 

@@ -47,6 +47,9 @@ RAW_MIN_BYTES = 64 * 1024
 _SLICE = 64 * 1024**2
 # Items per byte-shuffled block; the reader needs one block of scratch space.
 SHUFFLE_ITEMS = 1 << 20
+# Smaller arrays are not worth the sampling; the sample decides the others.
+SHUFFLE_MIN_BYTES = 1024**2
+_SHUFFLE_SAMPLE = 64 * 1024
 
 # Same length as b"joblib.numpy_pickle", so renaming keeps every offset.
 _OUR_GLOBAL = b"\x8c\x13para_persist._npwrp\x94"
@@ -181,7 +184,13 @@ class _ParaPickler(pickle.Pickler):
         )
         dtype = obj.dtype
         shuffle = 0
-        if self._shuffle and dtype.kind in "iufcmM" and dtype.itemsize > 1:
+        if (
+            self._shuffle
+            and dtype.kind in "iufcmM"
+            and dtype.itemsize > 1
+            and obj.nbytes >= SHUFFLE_MIN_BYTES
+            and _shuffle_helps(np, pb_bytes(np, buf), dtype.itemsize)
+        ):
             shuffle = dtype.itemsize
             wrapper.para_shuffle = (shuffle, SHUFFLE_ITEMS)  # type: ignore[attr-defined]
         try:
@@ -194,6 +203,24 @@ class _ParaPickler(pickle.Pickler):
                 return NotImplemented
         self._splicer.announce(pb, obj.nbytes, shuffle)
         return np.asanyarray, (wrapper, pb)
+
+
+def pb_bytes(np: Any, buf: Any) -> Any:
+    """The array's bytes in memory order, as a flat uint8 array (no copy)."""
+    return buf.reshape(-1, order="A").view(np.uint8)
+
+
+def _shuffle_helps(np: Any, u8: Any, itemsize: int) -> bool:
+    """Compress a sample both ways (zstd level 1) and keep the smaller."""
+    import zstandard
+
+    mid = (u8.size // 2) // itemsize * itemsize
+    sample = u8[mid : mid + _SHUFFLE_SAMPLE - _SHUFFLE_SAMPLE % itemsize]
+    plain = zstandard.ZstdCompressor(level=1).compress(sample.tobytes())
+    shuffled = zstandard.ZstdCompressor(level=1).compress(
+        sample.reshape(-1, itemsize).T.tobytes()
+    )
+    return len(shuffled) < 0.95 * len(plain)
 
 
 def write_stream(
