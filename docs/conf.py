@@ -107,21 +107,36 @@ def _write_api_pages(app) -> None:
 
     # para_joblib re-exports objects documented above: link to them rather
     # than documenting each object twice.
-    rows = []
-    for attr in para_joblib.__all__:
-        try:
-            owner = getattr(para_joblib, attr).__module__.split(".")[0]
-        except Exception as exc:  # a package mid-way: report, build the rest
-            log.warning("para_joblib.%s cannot be documented: %s", attr, exc)
-            continue
-        rows.append(f"   * - ``{attr}``\n     - :py:obj:`{owner}.{attr}`")
+    import importlib
+
     text = (
         "para_joblib\n===========\n\n.. module:: para_joblib\n\n"
         "joblib's public API: each name is the object of the package that owns "
-        "it.\n\n.. list-table::\n   :header-rows: 1\n\n"
-        "   * - name\n     - object\n" + "\n".join(rows) + "\n"
+        "it.\n\n" + _table(para_joblib, "para_joblib", log)
     )
+    for sub in sorted(para_joblib._SUBMODULES):
+        module = importlib.import_module(f"para_joblib.{sub}")
+        title = f"``para_joblib.{sub}``"
+        first = module.__doc__.strip().splitlines()[0]
+        text += f"\n{title}\n{'-' * len(title)}\n\n{first}\n\n"
+        text += _table(module, module.__name__, log)
     _write_if_changed(os.path.join(out, "para_joblib.rst"), text)
+
+
+def _table(module, label: str, log) -> str:
+    rows = []
+    for attr in sorted(module.__all__):
+        try:
+            obj = getattr(module, attr)
+            # Constants (strings) have no __module__: the table names the owner.
+            owner = getattr(obj, "__module__", None) or module._TABLE[attr][0]
+            owner = owner.split(".")[0]
+        except Exception as exc:  # a package mid-way: report, build the rest
+            log.warning("%s.%s cannot be documented: %s", label, attr, exc)
+            continue
+        rows.append(f"   * - ``{attr}``\n     - :py:obj:`{owner}.{attr}`")
+    header = ".. list-table::\n   :header-rows: 1\n\n   * - name\n     - object\n"
+    return header + "\n".join(rows) + "\n"
 
 
 def _write_if_changed(path: str, text: str) -> None:
