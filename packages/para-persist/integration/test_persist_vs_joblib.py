@@ -1,0 +1,97 @@
+"""Differential tests: para_persist and the pip-installed joblib, both ways.
+
+Meant for the repository's ``tests-integration/`` (it imports joblib); kept
+next to the package until then. Skips where joblib or numpy is missing.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import pytest
+
+joblib = pytest.importorskip("joblib")
+np = pytest.importorskip("numpy")
+
+import para_persist  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+
+JOBLIB_METHODS = ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"]
+
+
+def _value():
+    rng = np.random.default_rng(0)
+    big = rng.random(100_000)
+    return {
+        "big": big,
+        "again": big,
+        "fortran": np.asfortranarray(rng.random((300, 200))),
+        "view": rng.random((500, 400))[::2, ::3],
+        "small": np.arange(7, dtype=np.int8),
+        "object": np.array([1, "a", None], dtype=object),
+        "big_endian": np.arange(20_000, dtype=">f8"),
+        "datetime": np.arange(20_000).astype("M8[s]"),
+        "structured": np.zeros(10_000, dtype=[("a", "<i4"), ("b", "<f8")]),
+        "scalar": np.float64(1.5),
+        "py": {"list": list(range(1000)), "text": "été", "bytes": b"\x00\xff"},
+    }
+
+
+def _equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].shape == b[k].shape and np.array_equal(a[k], b[k]), k
+            assert a[k].dtype.newbyteorder("=") == b[k].dtype.newbyteorder("="), k
+        else:
+            assert a[k] == b[k], k
+
+
+@pytest.mark.parametrize("method", [None, *JOBLIB_METHODS])
+def test_para_writes_joblib_reads(tmp_path, method):
+    if method == "lz4":
+        pytest.importorskip("lz4")
+    value = _value()
+    path = tmp_path / "p.pkl"
+    para_persist.dump(value, path, compress=(method, 3) if method else 0)
+    _equal(joblib.load(path), value)
+    if method is None:
+        mm = joblib.load(path, mmap_mode="r")
+        assert isinstance(mm["big"], np.memmap)
+        assert np.array_equal(mm["big"], value["big"])
+        del mm
+        gc.collect()
+
+
+@pytest.mark.parametrize("method", [None, *JOBLIB_METHODS])
+def test_joblib_writes_para_reads(tmp_path, method):
+    if method == "lz4":
+        pytest.importorskip("lz4")
+    value = _value()
+    path = tmp_path / "j.pkl"
+    joblib.dump(value, path, compress=(method, 3) if method else 0)
+    _equal(para_persist.load(path), value)
+    _equal(para_persist.load(path, trusted=False), value)
+    if method is None:
+        mm = para_persist.load(path, mmap_mode="r")
+        assert isinstance(mm["big"], np.memmap)
+        assert mm["big"].ctypes.data % 16 == 0
+        del mm
+        gc.collect()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _equal(para_persist.load(path, mmap_mode="r"), value)
+
+
+def test_same_file_bytes_for_arrays(tmp_path):
+    # The raw array block sits where joblib puts it, with joblib's padding.
+    arr = np.arange(50_000, dtype=np.float64)
+    para_persist.dump(arr, tmp_path / "p.pkl")
+    joblib.dump(arr, tmp_path / "j.pkl")
+    p = (tmp_path / "p.pkl").read_bytes()
+    j = (tmp_path / "j.pkl").read_bytes()
+    raw = arr.tobytes()
+    assert p.index(raw) % 16 == 0 and j.index(raw) % 16 == 0
