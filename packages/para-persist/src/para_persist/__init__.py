@@ -7,7 +7,7 @@ written without joblib, and with ``trusted=False`` never runs code from the
 file. zstd (multi-threaded) joins joblib's compressors.
 """
 
-from ._api import dump, load
+from ._api import dump, load, load_compatibility
 from ._compressors import (
     LZ4_NOT_INSTALLED_ERROR,
     ZSTD_NOT_INSTALLED_ERROR,
@@ -25,12 +25,18 @@ from ._compressors import (
     register_compressor,
 )
 from ._errors import CorruptFileError, UnsafeLoadError
-from ._npwrp import NDArrayWrapper, NumpyArrayWrapper, ZNDArrayWrapper
+from ._npwrp import (
+    NUMPY_ARRAY_ALIGNMENT_BYTES,
+    NDArrayWrapper,
+    NumpyArrayWrapper,
+    ZNDArrayWrapper,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LZ4_NOT_INSTALLED_ERROR",
+    "NUMPY_ARRAY_ALIGNMENT_BYTES",
     "ZSTD_NOT_INSTALLED_ERROR",
     "BZ2CompressorWrapper",
     "BinaryGzipFile",
@@ -50,5 +56,6 @@ __all__ = [
     "ZstdFile",
     "dump",
     "load",
+    "load_compatibility",
     "register_compressor",
 ]

@@ -416,3 +416,22 @@ def load(
     finally:
         if is_path:
             f.close()
+
+
+def load_compatibility(filename: Any) -> Any:
+    """Load a file written by joblib < 0.10 (kept for joblib's API).
+
+    :func:`load` reads these files already; this name exists because joblib
+    exposes it.
+
+    Parameters
+    ----------
+    filename : str or os.PathLike
+        The main file of the dump; sibling array files sit next to it.
+
+    Returns
+    -------
+    object
+        The stored object.
+    """
+    return load(filename)
