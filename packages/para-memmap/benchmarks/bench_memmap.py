@@ -5,11 +5,12 @@ para (para_core.Parallel with para_memmap enabled) and joblib in the same run,
 on the same inputs, with n_jobs=2, and prints both times, the speed-up
 (joblib / para) and the target of issue 5. Times are the median of the repeats.
 
-Peak memory is the largest sum, over samples taken every 20 ms, of the
-proportional set size (PSS) of the caller and all its child processes plus the
-bytes of the temporary files in /dev/shm (ours or joblib's). Shared pages that
-are both mapped and in a file count twice: an upper bound, measured the same way
-for both libraries.
+Peak memory is measured in one extra run (sampling slows page faults down, so
+it is never mixed with timed runs): the largest sum, over samples taken every
+20 ms, of the proportional set size (PSS) of the caller and all its child
+processes plus the bytes of the temporary files in /dev/shm (ours or joblib's).
+Shared pages both mapped and in a file count twice: an upper bound, measured
+the same way for both libraries.
 """
 
 from __future__ import annotations
@@ -95,26 +96,30 @@ def timed(fn, repeat):
     return statistics.median(times)
 
 
+def timed_and_peak(run, repeat):
+    t = timed(run, repeat)
+    with PeakMemory() as mem:
+        run()
+    return t, mem.peak
+
+
 def fan_out_first(lib, data, repeat):
     def run():
         lib.Parallel(n_jobs=N_JOBS)(
             lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS)
         )
 
-    with PeakMemory() as mem:
-        t = timed(run, repeat)
-    return t, mem.peak
+    return timed_and_peak(run, repeat)
 
 
 def fan_out_later(lib, data, repeat):
-    with PeakMemory() as mem, lib.Parallel(n_jobs=N_JOBS) as parallel:
+    with lib.Parallel(n_jobs=N_JOBS) as parallel:
 
         def run():
             parallel(lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS))
 
         run()  # the first call of the block copies; later ones are measured
-        t = timed(run, repeat)
-    return t, mem.peak
+        return timed_and_peak(run, repeat)
 
 
 def returns(lib, nbytes, repeat):
@@ -125,9 +130,7 @@ def returns(lib, nbytes, repeat):
         assert out[-1].nbytes == nbytes
         del out
 
-    with PeakMemory() as mem:
-        t = timed(run, repeat)
-    return t, mem.peak
+    return timed_and_peak(run, repeat)
 
 
 def small_arrays(n_tasks, repeat):
@@ -139,11 +142,14 @@ def small_arrays(n_tasks, repeat):
         )
 
     run()
-    para_memmap.disable()
-    t_core = timed(run, repeat)
-    para_memmap.enable()
-    t_memmap = timed(run, repeat)
-    return t_memmap, t_core
+    # Interleaved, so that load from other processes hits both alike.
+    core, memmap = [], []
+    for _ in range(repeat):
+        para_memmap.disable()
+        core.append(timed(run, 1))
+        para_memmap.enable()
+        memmap.append(timed(run, 1))
+    return statistics.median(memmap), statistics.median(core)
 
 
 def main() -> None:
@@ -197,7 +203,7 @@ def main() -> None:
     p, pm = returns(para, ret, repeat)
     j, jm = returns(joblib, ret, repeat)
     add(f"{N_TASKS} tasks returning {ret // 1_000_000} MB", p, j, ">= 3x", pm, jm)
-    t_memmap, t_core = small_arrays(200, repeat)
+    t_memmap, t_core = small_arrays(200, 5 * repeat)
     rows.append(
         {
             "workload": "200 tasks, 8 kB arrays: para-memmap vs para-core alone",

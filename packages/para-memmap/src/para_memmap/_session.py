@@ -176,17 +176,24 @@ class MemmapSession:
         cls = type(obj)
         if cls is not _ndarray and cls is not _memmap:
             return NotImplemented
-        if obj.nbytes == 0 or obj.dtype.hasobject:
-            return NotImplemented
-        m = backing_memmap(obj)
-        if m is not None and m.filename is not None:
-            self.stats.by_reference += 1
-            if is_ours(m.filename):
-                # Keep arrays from para_memmap.empty alive until the workers
-                # had a chance to open their file.
-                self._pinned[id(m)] = m
-            return reduce_by_reference(obj, m)
-        if self.max_nbytes is None or obj.nbytes < self.max_nbytes:
+        # An array owning its memory cannot be a view of a memory map: most
+        # small arrays leave here after two attribute reads.
+        if obj.base is not None:
+            m = backing_memmap(obj)
+            if m is not None and m.filename is not None and obj.nbytes:
+                self.stats.by_reference += 1
+                if is_ours(m.filename):
+                    # Keep arrays from para_memmap.empty alive until the
+                    # workers had a chance to open their file.
+                    self._pinned[id(m)] = m
+                return reduce_by_reference(obj, m)
+        nbytes = obj.nbytes
+        if (
+            self.max_nbytes is None
+            or nbytes < self.max_nbytes
+            or nbytes == 0
+            or obj.dtype.hasobject
+        ):
             return NotImplemented
         with self._lock:
             entry = self._file_for(obj)
