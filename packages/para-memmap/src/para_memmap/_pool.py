@@ -127,8 +127,6 @@ class MemmappingPool(Pool):
         (must be picklable: they are sent to the workers).
     verbose : int, default=0
         Kept for joblib compatibility; para-memmap logs nothing.
-    context_id : str, optional
-        Kept for joblib compatibility; each pool has its own folder.
     prewarm : bool, default=False
         Kept for joblib compatibility: shared files are written through the
         page cache, so they are already in memory.
@@ -162,7 +160,6 @@ class MemmappingPool(Pool):
         forward_reducers: dict | None = None,
         backward_reducers: dict | None = None,
         verbose: int = 0,
-        context_id: str | None = None,
         prewarm: bool | str = False,
         **kwargs: Any,
     ) -> None:
