@@ -117,3 +117,23 @@ def test_progress_bar_with_tqdm(capsys):
     )
     assert out == [i * i for i in range(10)]
     assert "10/10" in capsys.readouterr().err
+
+
+class CountingParallel(Parallel):
+    """The usual joblib recipe: override print_progress to drive a bar."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def print_progress(self):
+        self.seen.append((self.n_completed_tasks, self.n_dispatched_tasks))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_print_progress_override(n_jobs):
+    par = CountingParallel(n_jobs=n_jobs, backend="threading")
+    assert par(delayed(square)(i) for i in range(30)) == [i * i for i in range(30)]
+    done = [c for c, _ in par.seen]
+    assert done == sorted(done) and done[-1] == 30
+    assert all(c <= d for c, d in par.seen)

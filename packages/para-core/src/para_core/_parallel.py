@@ -271,6 +271,14 @@ class Parallel:
         writer = sys.stderr.write if self.verbose < 50 else sys.stdout.write
         writer(f"[{self}]: {msg}\n")
 
+    def print_progress(self) -> None:
+        """Called after each finished batch; override to show progress.
+
+        Before each call the attributes ``n_completed_tasks``,
+        ``n_dispatched_tasks``, ``n_dispatched_batches`` and ``n_tasks``
+        (None when the input has no length) are up to date.
+        """
+
     # -- life cycle --------------------------------------------------------
     def __enter__(self) -> Parallel:
         self._in_context = True
@@ -406,9 +414,22 @@ class _Call:
                 "concurrent workers."
             )
             self.nested = backend.get_nested_backend()
+        # Subclasses overriding print_progress (a common tqdm recipe) get
+        # joblib's counters before each call of it.
+        self.custom_progress = type(p).print_progress is not Parallel.print_progress
+        if self.custom_progress:
+            p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
+            p.n_tasks = self.n_tasks
         backend.start_call()
 
     def _report(self) -> None:
+        p = self.p
+        if self.custom_progress:
+            p.n_completed_tasks = self.n_completed
+            p.n_dispatched_tasks = self.n_dispatched
+            p.n_dispatched_batches = self.n_batches
+            p.n_tasks = self.n_tasks
+            p.print_progress()
         for r in self.reporters:
             r.batch_done(
                 self.n_completed, self.n_dispatched, self.n_batches, self.iterating
@@ -532,7 +553,7 @@ class _Call:
             self.n_batches += 1
             result = func(*args, **kwargs)
             self.n_completed += 1
-            if self.reporters:
+            if self.reporters or self.custom_progress:
                 self._report()
             yield result
         self.iterating = False
