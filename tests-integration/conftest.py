@@ -21,7 +21,11 @@ SHM = Path("/dev/shm")
 # The pip-installed joblib (differential tests) keeps its executor's
 # memmapping folder until the interpreter exits, by design: the session check
 # leaves those to joblib, and test_leaks.py checks para in fresh processes.
+# Likewise loky's named semaphores (``sem.loky-<pid>-*``) stay until loky's
+# resource tracker unlinks them at exit, e.g. after a timeout replaced the
+# executor. ``ignore_joblib=False`` (test_leaks.py, after exit) checks both.
 _JOBLIB_FOLDER = "joblib_memmapping_folder_"
+_LOKY_SEMAPHORE = "sem.loky-"
 
 
 def _our_entries(folder: Path, pids: set[int], ignore_joblib: bool = True) -> set[str]:
@@ -32,7 +36,7 @@ def _our_entries(folder: Path, pids: set[int], ignore_joblib: bool = True) -> se
         return set()
     names = set()
     for entry in folder.iterdir():
-        if ignore_joblib and entry.name.startswith(_JOBLIB_FOLDER):
+        if ignore_joblib and entry.name.startswith((_JOBLIB_FOLDER, _LOKY_SEMAPHORE)):
             continue
         if any(f"_{pid}_" in entry.name or f"-{pid}-" in entry.name for pid in pids):
             names.add(entry.name)

@@ -152,3 +152,115 @@ def test_generator_results_come_in_order_and_lazily():
     )
     assert next(gen) == task(0, "ok")
     assert list(gen) == [task(i, "ok") for i in range(1, 20)]
+
+
+def slow(x):
+    import time
+
+    time.sleep(x)
+    return x
+
+
+def nested(i):
+    # An inner Parallel inside a worker, as joblib's nesting rules allow.
+    import para_joblib as inner
+
+    return sum(inner.Parallel(n_jobs=2)(inner.delayed(abs)(-j) for j in range(i)))
+
+
+def nested_joblib(i):
+    import joblib as inner
+
+    return sum(inner.Parallel(n_jobs=2)(inner.delayed(abs)(-j) for j in range(i)))
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_timeout_raises_the_same_type(backend):
+    def attempt(module):
+        try:
+            module.Parallel(n_jobs=2, backend=backend, timeout=0.2)(
+                module.delayed(slow)(x) for x in (0.0, 1.5, 0.0)
+            )
+        except Exception as exc:
+            return type(exc).__name__
+        return None
+
+    assert attempt(para_joblib) == attempt(joblib) == "TimeoutError"
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_nested_parallel_agrees(backend):
+    ours = para_joblib.Parallel(n_jobs=2, backend=backend)(
+        para_joblib.delayed(nested)(i) for i in range(6)
+    )
+    theirs = joblib.Parallel(n_jobs=2, backend=backend)(
+        joblib.delayed(nested_joblib)(i) for i in range(6)
+    )
+    assert ours == theirs == [sum(range(i)) for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"pre_dispatch": "all"},
+        {"pre_dispatch": 3},
+        {"pre_dispatch": "n_jobs"},
+        {"batch_size": 4},
+        {"batch_size": 1},
+        {"prefer": "threads"},
+        {"require": "sharedmem"},
+        {"prefer": "processes", "batch_size": "auto"},
+    ],
+    ids=repr,
+)
+def test_dispatch_options_agree(kwargs):
+    def go(module):
+        try:
+            return module.Parallel(n_jobs=2, **kwargs)(
+                module.delayed(task)(i, "ok") for i in range(30)
+            )
+        except Exception as exc:
+            return type(exc).__name__
+
+    assert go(para_joblib) == go(joblib) == [task(i, "ok") for i in range(30)]
+
+
+@pytest.mark.parametrize("return_as", RETURN_AS)
+def test_explicit_backend_none_means_the_default(return_as):
+    # scikit-learn and others pass backend=None explicitly.
+    ours = run(para_joblib, None, return_as, range(10), "ok")
+    theirs = run(joblib, None, return_as, range(10), "ok")
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading", "sequential"])
+def test_generator_raises_the_task_error_after_a_prefix(backend):
+    # How many results come out before the error depends on timing in joblib
+    # too: compare the error and that what came out is a prefix, in order.
+    def consume(module):
+        got = []
+        gen = module.Parallel(n_jobs=2, backend=backend, return_as="generator")(
+            module.delayed(task)(x, "raise-value") for x in range(10)
+        )
+        try:
+            for item in gen:
+                got.append(item)
+        except ValueError:
+            return got, "ValueError"
+        return got, None
+
+    expected = [task(x, "ok") for x in range(3)]  # task 3 raises
+    for module in (para_joblib, joblib):
+        got, error = consume(module)
+        assert error == "ValueError"
+        assert got == expected[: len(got)]
+
+
+def test_reusing_a_parallel_context_agrees():
+    results = {}
+    for module in (para_joblib, joblib):
+        with module.Parallel(n_jobs=2) as parallel:
+            first = parallel(module.delayed(task)(i, "ok") for i in range(5))
+            second = parallel(module.delayed(task)(i, "ok") for i in range(5, 9))
+        results[module.__name__] = first + second
+    assert results["para_joblib"] == results["joblib"]
