@@ -84,3 +84,13 @@ def test_custom_reducers_and_disabled_memmapping():
 def test_invalid_mode_is_refused():
     with pytest.raises(ValueError, match="'rw'"):
         MemmappingPool(2, mmap_mode="rw")
+
+
+def test_spawned_workers_get_the_result_reducer():
+    import multiprocessing
+
+    data = np.ones(200_000)
+    ctx = multiprocessing.get_context("spawn")
+    with MemmappingPool(1, max_nbytes=1e5, context=ctx) as pool:
+        assert pool.map(describe, [data]) == [("memmap", True, False)]
+        assert pool.apply(ones, (200_000,)).sum() == 200_000

@@ -157,8 +157,13 @@ def test_invalid_arguments_are_named():
         MemmapSession(mmap_mode="x")
     with pytest.raises(ValueError, match="-1"):
         MemmapSession(max_nbytes=-1)
-    with pytest.raises(ValueError, match="'1M'"):
-        MemmapSession(max_nbytes="1M")
+    with pytest.raises(ValueError, match="'1X'"):
+        MemmapSession(max_nbytes="1X")
+    with pytest.raises(ValueError, match=r"\[1\]"):
+        MemmapSession(max_nbytes=[1])
+    assert MemmapSession(max_nbytes="1M").max_nbytes == 2**20
+    assert MemmapSession(max_nbytes="100k").max_nbytes == 100 * 1024
+    assert MemmapSession(max_nbytes=1e6).max_nbytes == 1_000_000
 
 
 def test_close_removes_everything_and_refuses_new_work(tmp_path):
@@ -260,3 +265,21 @@ def test_explicit_folder_errors_are_not_hidden(tmp_path):
     with MemmapSession(max_nbytes=10, temp_folder=str(target)) as s:
         with pytest.raises(OSError, match="temp_folder"):
             send(s, np.ones(100))
+
+
+def test_checksum_without_xxhash_uses_crc32(session, monkeypatch):
+    import sys
+
+    from para_memmap._arrays import checksum
+
+    monkeypatch.setitem(sys.modules, "xxhash", None)  # import fails
+    assert type(storage.new_hasher()).__name__ == "_Crc32"
+    a = np.arange(5000.0)
+    before = checksum(a)
+    send(session, a)
+    session.end_call()
+    assert send(session, a).filename and session.stats.reused == 1
+    a[0] = -1.0
+    assert checksum(a) != before
+    session.end_call()
+    assert send(session, a)[0] == -1.0 and session.stats.written == 2

@@ -53,14 +53,28 @@ def check_mmap_mode(mmap_mode: Any) -> str:
     return mmap_mode
 
 
+_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
+
+
 def check_max_nbytes(max_nbytes: Any) -> int | None:
+    """Bytes as an int (None stays None); "1M"-style strings as joblib reads them."""
     if max_nbytes is None:
         return None
+    if isinstance(max_nbytes, str):
+        text = max_nbytes.strip().upper()
+        try:
+            return int(float(text[:-1]) * _UNITS[text[-1]])
+        except (KeyError, ValueError, IndexError):
+            raise ValueError(
+                f"max_nbytes should be a number of bytes, a string such as "
+                f"'1M', '100K' or '2G', or None; got {max_nbytes!r}"
+            ) from None
     if isinstance(max_nbytes, bool) or not isinstance(
         max_nbytes, (int, float, np.integer, np.floating)
     ):
         raise ValueError(
-            f"max_nbytes should be a number of bytes or None, got {max_nbytes!r}"
+            f"max_nbytes should be a number of bytes, a string such as '1M', "
+            f"or None; got {max_nbytes!r}"
         )
     if max_nbytes < 0:
         raise ValueError(f"max_nbytes should be >= 0 or None, got {max_nbytes!r}")
