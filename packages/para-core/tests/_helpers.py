@@ -54,3 +54,9 @@ def nested_backend_name(_x=None):
     backend, _ = get_active_backend()
     inner = Parallel(n_jobs=2)(delayed(square)(i) for i in range(3))
     return type(backend).__name__, backend.nesting_level, inner
+
+
+def nested_explicit_loky(x):
+    from para_core import Parallel, delayed
+
+    return Parallel(n_jobs=2, backend="loky")(delayed(square)(x + i) for i in range(2))

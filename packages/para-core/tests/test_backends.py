@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.pool import ThreadPool
 
 import pytest
-from _helpers import env_var, nested_backend_name, square
+from _helpers import env_var, nested_backend_name, nested_explicit_loky, square
 
 import para_core
 from para_core import (
@@ -219,3 +219,8 @@ def test_public_names():
     for name in para_core.__all__:
         assert hasattr(para_core, name), name
     assert para_core.__version__
+
+
+def test_explicit_loky_inside_loky_worker(no_leftovers):
+    out = Parallel(n_jobs=2)(delayed(nested_explicit_loky)(i) for i in (1, 10))
+    assert out == [[1, 4], [100, 121]]

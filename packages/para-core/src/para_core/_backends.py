@@ -143,7 +143,9 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
             raise ValueError("n_jobs == 0 in Parallel has no meaning")
         if n_jobs is None:
             return 1
-        if _in_daemon_or_worker() and n_jobs != 1:
+        # loky workers may start their own loky pool (explicit nesting);
+        # daemonic multiprocessing workers may not have children.
+        if mp.current_process().daemon and n_jobs != 1:
             warnings.warn(
                 "Loky-backed parallel loops cannot be called in a "
                 "multiprocessing, setting n_jobs=1",
