@@ -139,7 +139,72 @@ def scenario_eval_and_methods(lib, location):
     return out, output, sorted(metadata)[:3]
 
 
+def scenario_async_function(lib, location):
+    import asyncio
+
+    log = []
+    memory = lib.Memory(location, verbose=0)
+
+    @memory.cache
+    async def fetch(x):
+        log.append(x)
+        await asyncio.sleep(0)
+        return {"x": x}
+
+    async def main():
+        return [await fetch(1), await fetch(1), await fetch(2)]
+
+    return asyncio.run(main()), log, type(fetch).__name__
+
+
+def scenario_compressed_outputs(lib, location):
+    memory = lib.Memory(location, compress=3, verbose=0)
+    log = []
+
+    @memory.cache
+    def build(n):
+        log.append(n)
+        return np.arange(n, dtype=np.int32).reshape(-1, 2)
+
+    return [build(10).tolist(), build(10).tolist()], log
+
+
+class Model:
+    def __init__(self, k, log):
+        self.k = k
+        self.log = log
+
+    def predict(self, x):
+        self.log.append(x)
+        return self.k * x
+
+    def __reduce__(self):  # hashed by its factor only
+        return (Model, (self.k, []))
+
+
+def scenario_methods_and_nested(lib, location):
+    memory = lib.Memory(location, verbose=0)
+    log = []
+    model = Model(3, log)
+    cached_predict = memory.cache(model.predict)
+    out = [cached_predict(2), cached_predict(2)]
+
+    def outer(y):
+        @memory.cache
+        def inner(z):
+            log.append(("inner", z))
+            return z + 1
+
+        return inner(y)
+
+    out += [outer(5), outer(5)]
+    return out, log
+
+
 SCENARIOS = [
+    scenario_async_function,
+    scenario_compressed_outputs,
+    scenario_methods_and_nested,
     scenario_basic,
     scenario_ignore,
     scenario_numpy_and_mmap,
