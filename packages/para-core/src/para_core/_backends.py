@@ -320,9 +320,17 @@ def _pool_done(
 
 
 def _set_env(env: dict[str, str]) -> None:
+    """Pool initializer: cap native thread pools in this worker."""
     import os
 
     os.environ.update(env)
+    # Forked workers may have loaded BLAS/OpenMP already, before the
+    # variables above could act: cap the live pools too when we can.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=int(env["OMP_NUM_THREADS"]))
 
 
 _config.BACKENDS.update(
