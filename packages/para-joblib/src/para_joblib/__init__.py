@@ -11,9 +11,9 @@ Where each name comes from::
     Parallel, delayed, parallel_config, ...  -> para_core   (+ para_memmap's
                                                 shared-memory transport, enabled
                                                 when one of these is first used)
-    Memory, hash, expires_after, ...         -> para_cache
+    Memory, hash, expires_after, Logger, ... -> para_cache
     dump, load, register_compressor          -> para_persist
-    Logger, PrintTime                        -> para_cache / para_core
+    pool.MemmappingPool                      -> para_memmap
 
 Importing ``para_joblib`` loads none of them: every name is resolved on first
 access (module ``__getattr__``), so ``import para_joblib`` costs about as much
@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import make_lazy_module
+from ._sources import _CACHE, _CORE, _LOGGING, _PERSIST
 
 __version__ = "0.1.0"
 
@@ -53,11 +54,6 @@ __all__ = [
     "register_store_backend",
     "wrap_non_picklable_objects",
 ]
-
-_CORE = ("para_core",)
-_CACHE = ("para_cache",)
-_PERSIST = ("para_persist",)
-_LOGGING = ("para_cache", "para_core")
 
 _TABLE = {
     "Parallel": _CORE,

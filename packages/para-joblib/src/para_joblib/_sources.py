@@ -4,6 +4,6 @@ _CORE = ("para_core",)
 _MEMMAP = ("para_memmap",)
 _CACHE = ("para_cache",)
 _PERSIST = ("para_persist",)
-# joblib.logger's helpers: para-cache's Memory logs with them, para-core's
-# verbose output formats times with them; either public face may carry them.
-_LOGGING = ("para_cache", "para_core")
+# joblib.logger's helpers (Logger, PrintTime, short_format_time, ...): para-cache
+# owns them, since Memory is their main user.
+_LOGGING = ("para_cache",)
