@@ -153,3 +153,12 @@ def test_ctrl_c_stops_workers():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_timeout_counts_from_when_the_caller_waits():
+    # 12 batches of 0.4 s on 2 threads end 2.4 s after dispatch, but each is
+    # awaited for about 0.4 s only: no TimeoutError with timeout=1.5.
+    out = Parallel(
+        n_jobs=2, backend="threading", timeout=1.5, batch_size=1, pre_dispatch="all"
+    )(delayed(sleep_then)(i, 0.4) for i in range(12))
+    assert out == list(range(12))

@@ -378,6 +378,7 @@ class _Call:
         self.next_yield = 0
         self.iterating = True
         self.reporters: list[Any] = []
+        self.waiting_since: dict[int, float] = {}
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -440,6 +441,10 @@ class _Call:
         size = self.p.batch_size
         if size != "auto":
             return size
+        if self.limit == sys.maxsize and self.n_tasks:
+            # pre_dispatch="all": everything leaves now, before any batch
+            # could be timed; aim at a few batches per worker.
+            return max(1, min(_MAX_AUTO_BATCH, -(-self.n_tasks // (4 * self.n_jobs))))
         size = min(self.backend.compute_batch_size(), _MAX_AUTO_BATCH)
         if self.n_tasks is not None:
             left = self.n_tasks - self.n_dispatched
@@ -492,8 +497,13 @@ class _Call:
             while not self.finished:
                 delay = None
                 if timeout is not None and self.inflight:
-                    oldest = next(iter(self.inflight.values()))[2]
-                    delay = oldest + timeout - time.monotonic()
+                    # As joblib: the clock of a batch starts when the caller
+                    # begins to wait for it (queued batches do not age).
+                    oldest = next(iter(self.inflight))
+                    since = self.waiting_since.get(oldest)
+                    if since is None:
+                        since = self.waiting_since[oldest] = time.monotonic()
+                    delay = since + timeout - time.monotonic()
                     if delay <= 0:
                         raise TimeoutError(
                             f"A task of this Parallel call took more than "
@@ -504,6 +514,7 @@ class _Call:
             self.finished.clear()
         for index, ok, result, end in done:
             batch, _future, start = self.inflight.pop(index)
+            self.waiting_since.pop(index, None)
             if not ok:
                 self._raise(batch, result)
             self.backend.batch_completed(len(batch), end - start)
