@@ -6,11 +6,11 @@ on the same inputs, with n_jobs=2, and prints both times, the speed-up
 (joblib / para) and the target of issue 5. Times are the median of the repeats.
 
 Peak memory is measured in one extra run (sampling slows page faults down, so
-it is never mixed with timed runs): the largest sum, over samples taken every
-20 ms, of the proportional set size (PSS) of the caller and all its child
-processes plus the bytes of the temporary files in /dev/shm (ours or joblib's).
-Shared pages both mapped and in a file count twice: an upper bound, measured
-the same way for both libraries.
+it is never mixed with timed runs), as the growth over the sample taken just
+before the run of: the sum of the proportional set size (PSS) of the caller
+and all its child processes plus the bytes of the temporary files in /dev/shm
+(ours or joblib's), sampled every 20 ms. Shared pages both mapped and in a
+file count twice: an upper bound, measured the same way for both libraries.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class PeakMemory:
     """Samples PSS of this process tree plus our/joblib's shm files."""
 
     def __init__(self) -> None:
+        self.base = 0
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -78,6 +79,7 @@ class PeakMemory:
             time.sleep(0.02)
 
     def __enter__(self) -> PeakMemory:
+        self.base = self.peak = self._sample()
         self._thread.start()
         return self
 
@@ -98,9 +100,10 @@ def timed(fn, repeat):
 
 def timed_and_peak(run, repeat):
     t = timed(run, repeat)
+    time.sleep(1.5)  # let workers release mappings of removed files
     with PeakMemory() as mem:
         run()
-    return t, mem.peak
+    return t, mem.peak - mem.base
 
 
 def fan_out_first(lib, data, repeat):
@@ -225,7 +228,7 @@ def main() -> None:
         )
         if "para_peak_mb" in r:
             print(
-                f"{'  peak memory MB (para / joblib)':58} "
+                f"{'  peak memory growth MB (para / joblib)':58} "
                 f"{r['para_peak_mb']:8.0f} {r['joblib_peak_mb']:9.0f}"
             )
     if args.json:

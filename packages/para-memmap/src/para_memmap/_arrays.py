@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._mapcache import open_read_only
+from ._mapcache import open_read_only, sweep
 from ._storage import CHUNK_BYTES, new_hasher
 
 __all__ = [
@@ -124,6 +124,7 @@ def rebuild_temp(
     offset: int = 0,
 ) -> np.memmap:
     """Open a contiguous array stored in ``filename`` as an ``np.memmap``."""
+    sweep()
     return np.memmap(
         filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
     )
@@ -135,6 +136,7 @@ def rebuild_shared(
     """Open one of our transported files: read-only ones share a mapping."""
     if mode == "r":
         return open_read_only(filename, dtype, shape, order)
+    sweep()
     return np.memmap(filename, dtype=dtype, mode=mode, shape=shape, order=order)
 
 
@@ -149,6 +151,7 @@ def rebuild_view(
     length: int,
 ) -> np.ndarray:
     """Open a strided view (any strides, even negative) of a mapped file."""
+    sweep()
     span = np.memmap(
         filename, dtype=np.uint8, mode=mode, offset=file_offset, shape=(length,)
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["open_read_only"]
+__all__ = ["open_read_only", "sweep"]
 
 MAX_ENTRIES = 8
 SWEEP_SECONDS = 1.0
@@ -38,14 +38,26 @@ def _identity(filename: str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_dev, st.st_size
 
 
-def _sweep() -> None:
+def _drop_removed() -> None:
+    # Caller holds _lock.
+    for name, (ident, _) in list(_cache.items()):
+        if _identity(name) != ident:
+            del _cache[name]
+
+
+def sweep() -> None:
+    """Release the mappings of files that were removed (a few stat calls)."""
+    if _cache:
+        with _lock:
+            _drop_removed()
+
+
+def _sweep_loop() -> None:
     global _sweeper_pid
     while True:
         time.sleep(SWEEP_SECONDS)
         with _lock:
-            for name, (ident, _) in list(_cache.items()):
-                if _identity(name) != ident:
-                    del _cache[name]
+            _drop_removed()
             if not _cache:
                 _sweeper_pid = -1
                 return
@@ -63,6 +75,9 @@ def open_read_only(
             _cache.move_to_end(filename)
             root = hit[1]
         else:
+            # A new file usually means the previous call's files are gone:
+            # release them before mapping more.
+            _drop_removed()
             root = np.memmap(filename, dtype=np.uint8, mode="r")
             _cache[filename] = (ident, root)
             while len(_cache) > MAX_ENTRIES:
@@ -70,7 +85,7 @@ def open_read_only(
             if _sweeper_pid != os.getpid():  # none yet, or inherited by fork
                 _sweeper_pid = os.getpid()
                 threading.Thread(
-                    target=_sweep, name="para-memmap-sweeper", daemon=True
+                    target=_sweep_loop, name="para-memmap-sweeper", daemon=True
                 ).start()
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
