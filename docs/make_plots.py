@@ -9,9 +9,12 @@ Data flow::
            docs/_static/bench/plots.inc               the reST the page includes
 
 A result file holds a list of records (or ``{"results": [...]}``), each with a
-workload name, para's and joblib's time in seconds, and optionally the ratio
-and the issue's target. Unknown or incomplete records are skipped with a
-message rather than failing the docs build.
+workload name, para's and joblib's time in seconds, and optionally the
+operation (records of one workload with several operations, e.g. dump and
+load, share one figure), the baseline when it is not joblib (e.g. numpy), the
+file sizes, and the issue's target as the smallest joblib/para ratio. Unknown
+or incomplete records are skipped with a message rather than failing the docs
+build.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ _FIELDS = {
     "joblib": ("joblib_s", "joblib", "joblib_time", "joblib_seconds"),
     "ratio": ("ratio", "speedup"),
     "target": ("target", "goal"),
-    "unit": ("unit",),
+    "op": ("op", "operation"),
+    "baseline": ("baseline",),
+    "para_bytes": ("para_bytes",),
+    "joblib_bytes": ("joblib_bytes",),
 }
 
 
@@ -74,24 +80,41 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:80] or "workload"
 
 
-def _plot(record: dict, suite: str, png: Path) -> None:
+def _plot(records: list[dict], suite: str, png: Path) -> None:
+    """One figure per workload: one row of bars per operation (dump, load...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    para, joblib = float(record["para"]), float(record["joblib"])
-    # A time ratio > 1 means para is faster; it is what the targets state.
-    ratio = joblib / para if para > 0 else float("inf")
-    unit, scale = _unit(max(joblib, para))
-    fig, ax = plt.subplots(figsize=(6.0, 2.2), dpi=100)
-    bars = ax.barh(
-        ["joblib", "para"], [joblib * scale, para * scale], color=["#9e9e9e", "#1f77b4"]
+    fig, axes = plt.subplots(
+        len(records), 1, figsize=(6.4, 0.6 + 1.7 * len(records)), dpi=100, squeeze=False
     )
-    ax.bar_label(bars, labels=[_format_s(joblib), _format_s(para)], padding=3)
-    ax.set_xlabel(f"{unit} (lower is better)")
-    ax.set_xlim(0, max(joblib, para) * scale * 1.3 or 1.0)
-    title = f"{suite}: {record['workload']}\njoblib/para = {ratio:.2f}x"
+    for ax, record in zip(axes[:, 0], records):
+        _bars(ax, record)
+    fig.suptitle(f"{suite}: {records[0]['workload']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _bars(ax, record: dict) -> None:
+    para, other = float(record["para"]), float(record["joblib"])
+    other_label = str(record["baseline"] or "joblib")
+    # A time ratio > 1 means para is faster; it is what the targets state.
+    ratio = other / para if para > 0 else float("inf")
+    unit, scale = _unit(max(other, para))
+    bars = ax.barh(
+        [other_label, "para"],
+        [other * scale, para * scale],
+        color=["#9e9e9e", "#1f77b4"],
+    )
+    ax.bar_label(bars, labels=[_format_s(other), _format_s(para)], padding=3)
+    ax.set_xlabel(f"{unit} (lower is better)", fontsize=8)
+    ax.set_xlim(0, max(other, para) * scale * 1.3 or 1.0)
+    title = f"{other_label}/para = {ratio:.2f}x"
+    if record["op"]:
+        title = f"{record['op']}: {title}"
     target = record["target"]
     if isinstance(target, int | float) and not isinstance(target, bool):
         # The bench scripts state targets as the smallest joblib/para ratio.
@@ -99,12 +122,14 @@ def _plot(record: dict, suite: str, png: Path) -> None:
         title += f"   (target \u2265 {target:g}x: {met})"
     elif target not in (None, ""):
         title += f"   (target: {target})"
-    ax.set_title(title, fontsize=9)
+    if record["para_bytes"] and record["joblib_bytes"]:
+        title += (
+            f"\nfile size: para {record['para_bytes'] / 1e6:.2f} MB, "
+            f"{other_label} {record['joblib_bytes'] / 1e6:.2f} MB"
+        )
+    ax.set_title(title, fontsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(png, metadata={"Software": None})
-    plt.close(fig)
 
 
 def _unit(seconds: float) -> tuple[str, float]:
@@ -143,14 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         suite = path.stem
         title = f"``{suite}``"
         lines += [title, "~" * len(title), ""]
+        workloads: dict[str, list[dict]] = {}
         for record in records:
-            png = args.out / f"{_slug(suite)}-{_slug(record['workload'])}.png"
-            _plot(record, suite, png)
+            workloads.setdefault(str(record["workload"]), []).append(record)
+        for workload, group in workloads.items():
+            png = args.out / f"{_slug(suite)}-{_slug(workload)}.png"
+            _plot(group, suite, png)
             n_plots += 1
             rel = os.path.relpath(png, HERE).replace(os.sep, "/")
             lines += [
                 f".. image:: /{rel}",
-                f"   :alt: {suite}: {record['workload']}, para vs joblib",
+                f"   :alt: {suite}: {workload}, para vs joblib",
                 "",
             ]
     if not n_plots:
