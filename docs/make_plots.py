@@ -36,6 +36,9 @@ _FIELDS = {
     "workload": ("workload", "name", "case"),
     "para": ("para_s", "para", "para_time", "para_seconds"),
     "joblib": ("joblib_s", "joblib", "joblib_time", "joblib_seconds"),
+    "unit": ("unit",),
+    "higher_is_better": ("higher_is_better",),
+    "met": ("met",),
     "ratio": ("ratio", "speedup"),
     "target": ("target", "goal"),
     "op": ("op", "operation"),
@@ -65,14 +68,14 @@ def _records(path: Path) -> list[dict]:
             continue
         record = {key: _field(raw, key) for key in _FIELDS}
         para, joblib = record["para"], record["joblib"]
-        if record["workload"] is None or not _is_time(para) or not _is_time(joblib):
+        if record["workload"] is None or not _is_value(para) or not _is_value(joblib):
             print(f"{path.name}: skipping incomplete record {raw!r}", file=sys.stderr)
             continue
         records.append(record)
     return records
 
 
-def _is_time(value) -> bool:
+def _is_value(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value >= 0
 
 
@@ -98,30 +101,47 @@ def _plot(records: list[dict], suite: str, png: Path) -> None:
     plt.close(fig)
 
 
+# Units the bench scripts use for times, as factors to seconds.
+_TIME_UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6}
+
+
 def _bars(ax, record: dict) -> None:
     para, other = float(record["para"]), float(record["joblib"])
     other_label = str(record["baseline"] or "joblib")
-    # A time ratio > 1 means para is faster; it is what the targets state.
-    ratio = other / para if para > 0 else float("inf")
-    unit, scale = _unit(max(other, para))
+    higher_is_better = bool(record["higher_is_better"])
+    to_seconds = _TIME_UNITS.get(record["unit"])
+    if to_seconds is not None:
+        para, other = para * to_seconds, other * to_seconds
+        unit, scale = _unit(max(other, para))
+        labels = [_format_s(other), _format_s(para)]
+    else:  # a rate, a speed-up or a size: plot as given
+        unit, scale = str(record["unit"]), 1.0
+        labels = [f"{other:.4g}", f"{para:.4g}"]
     bars = ax.barh(
         [other_label, "para"],
         [other * scale, para * scale],
         color=["#9e9e9e", "#1f77b4"],
     )
-    ax.bar_label(bars, labels=[_format_s(other), _format_s(para)], padding=3)
-    ax.set_xlabel(f"{unit} (lower is better)", fontsize=8)
+    ax.bar_label(bars, labels=labels, padding=3)
+    better = "higher" if higher_is_better else "lower"
+    ax.set_xlabel(f"{unit} ({better} is better)", fontsize=8)
     ax.set_xlim(0, max(other, para) * scale * 1.3 or 1.0)
-    title = f"{other_label}/para = {ratio:.2f}x"
+
+    ratio = record["ratio"]
+    if not _is_value(ratio):
+        ratio = (para / other if higher_is_better else other / para) if para else 0.0
+    title = f"ratio {ratio:.2f}x"
     if record["op"]:
         title = f"{record['op']}: {title}"
-    target = record["target"]
+    target, met = record["target"], record["met"]
     if isinstance(target, int | float) and not isinstance(target, bool):
-        # The bench scripts state targets as the smallest joblib/para ratio.
-        met = "met" if ratio >= target else "missed"
-        title += f"   (target \u2265 {target:g}x: {met})"
+        # Numeric targets are the smallest acceptable ratio.
+        met = ratio >= target if met is None else met
+        title += f"   (target \u2265 {target:g}x"
     elif target not in (None, ""):
-        title += f"   (target: {target})"
+        title += f"   (target {target}"
+    if target not in (None, ""):
+        title += ")" if met is None else f": {'met' if met else 'missed'})"
     if record["para_bytes"] and record["joblib_bytes"]:
         title += (
             f"\nfile size: para {record['para_bytes'] / 1e6:.2f} MB, "
