@@ -50,7 +50,7 @@ _FIELDS = {
 
 def _field(record: dict, key: str):
     for spelling in _FIELDS[key]:
-        if spelling in record:
+        if record.get(spelling) is not None:
             return record[spelling]
     return None
 
@@ -67,6 +67,13 @@ def _records(path: Path) -> list[dict]:
         if not isinstance(raw, dict):
             continue
         record = {key: _field(raw, key) for key in _FIELDS}
+        if record["joblib"] is None:
+            # Compared with something else than joblib, e.g. ``core_alone_s``.
+            for key, value in raw.items():
+                if key.endswith("_s") and key != "para_s" and _is_value(value):
+                    record["joblib"] = value
+                    record["baseline"] = key[:-2].replace("_", " ")
+                    break
         para, joblib = record["para"], record["joblib"]
         if record["workload"] is None or not _is_value(para) or not _is_value(joblib):
             print(f"{path.name}: skipping incomplete record {raw!r}", file=sys.stderr)
