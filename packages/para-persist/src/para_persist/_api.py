@@ -34,6 +34,7 @@ __all__ = ["dump", "load"]
 
 _MMAP_MODES = (None, "r+", "r", "w+", "c")
 _BUFFER = 1024**2
+_SMALL_BLOCK = 64 * 1024  # array blocks up to this size are read with the index
 
 
 def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | None:
@@ -200,8 +201,12 @@ def dump(
     return [filename]
 
 
-def _read_index(f: Any, size: int) -> tuple[bytearray, list[tuple[int, int]]]:
-    """Check a para file's footer and CRC; return its pickle bytes and blocks."""
+def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
+    """Check a para file's index and CRC; return its pickle bytes.
+
+    Sets ``ctx.segments`` and keeps the small array blocks in memory
+    (``ctx.small``) so that many small arrays cost no system call each.
+    """
     if size < len(HEAD) + FOOTER.size:
         raise CorruptFileError(f"file of {size} bytes is too short to be complete")
     f.seek(size - FOOTER.size)
@@ -213,26 +218,43 @@ def _read_index(f: Any, size: int) -> tuple[bytearray, list[tuple[int, int]]]:
         raise CorruptFileError("damaged para-persist index")
     f.seek(table_start)
     table = f.read(nseg * SEGMENT.size)
-    segments = [SEGMENT.unpack_from(table, i * SEGMENT.size) for i in range(nseg)]
-    ranges, pos = [], 0
+    segments = list(SEGMENT.iter_unpack(table))
+    pos, small_len = 0, 0
     for off, length in segments:
         if off < pos or length < 1 or off + length > table_start:
             raise CorruptFileError("damaged para-persist index")
-        ranges.append((pos, off))
+        if length <= _SMALL_BLOCK:
+            small_len += length
         pos = off + length
-    ranges.append((pos, table_start))
-    if sum(b - a for a, b in ranges) != struct_len:
+    if table_start - sum(n for _, n in segments) != struct_len:
         raise CorruptFileError("damaged para-persist index")
     data = bytearray(struct_len)
-    view, at = memoryview(data), 0
-    for a, b in ranges:
-        f.seek(a)
-        if f.readinto(view[at : at + b - a]) != b - a:
+    small = bytearray(small_len)
+    view, small_view = memoryview(data), memoryview(small)
+    at = small_at = pos = 0
+    starts: dict[int, int] = {}
+    f.seek(0)
+
+    def read(into: memoryview, n: int) -> None:
+        if f.readinto(into[:n]) != n:
             raise CorruptFileError("file truncated")
-        at += b - a
+
+    for off, length in segments:
+        read(view[at:], off - pos)
+        at += off - pos
+        if length <= _SMALL_BLOCK:
+            read(small_view[small_at:], length)
+            starts[off] = small_at
+            small_at += length
+        else:
+            f.seek(off + length)
+        pos = off + length
+    read(view[at:], table_start - pos)
     if zlib.crc32(table, zlib.crc32(data)) != crc:
         raise CorruptFileError("checksum mismatch: the file is damaged")
-    return data, segments
+    ctx.segments = segments
+    ctx.small = (small, starts)
+    return data
 
 
 def _skip_trailer(f: Any, ctx: _Ctx) -> None:
@@ -287,12 +309,12 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             dec.close()
     if is_path and head.startswith(HEAD):
         size = os.fstat(f.fileno()).st_size
-        data, segments = _read_index(f, size)
-        # Arrays are read with plain syscalls straight into their buffer;
-        # the buffered reader is not used past this point.
-        ctx.file, ctx.segments = getattr(f, "raw", f), segments
+        data = _read_index(f, size, ctx)
+        # Big arrays are read with plain syscalls straight into their
+        # buffer; the buffered reader is not used past this point.
+        ctx.file = getattr(f, "raw", f)
         obj = _FastUnpickler(io.BytesIO(data), ctx).load()
-        if ctx.seg_i != len(segments):
+        if ctx.seg_i != len(ctx.segments or ()):
             raise CorruptFileError("file has more raw array blocks than arrays")
         return obj
     try:
@@ -404,7 +426,7 @@ def load(
         safe=not trusted,
         allowed=allowed,
     )
-    f = open(filename, "rb") if is_path else filename  # noqa: SIM115
+    f = open(filename, "rb", buffering=_BUFFER) if is_path else filename  # noqa: SIM115
     try:
         return _load_from(f, ctx, is_path)
     except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):

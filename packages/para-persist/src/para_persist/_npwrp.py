@@ -127,21 +127,25 @@ def _np() -> Any:
 def _meta(w: Any) -> tuple[Any, Any, tuple[int, ...], str, int]:
     """Validate a placeholder's metadata before any allocation."""
     np = _np()
-    dtype, shape, order = w.__dict__.get("dtype"), w.__dict__.get("shape"), None
-    order = w.__dict__.get("order", "C")
-    subclass = w.__dict__.get("subclass", np.ndarray)
-    if not isinstance(dtype, np.dtype):
+    d = w.__dict__
+    dtype, shape = d.get("dtype"), d.get("shape")
+    order, subclass = d.get("order", "C"), d.get("subclass", np.ndarray)
+    if type(dtype) is not np.dtype and not isinstance(dtype, np.dtype):
         raise CorruptFileError(f"bad array dtype {dtype!r}")
-    if not isinstance(shape, tuple) or not all(
-        isinstance(n, (int, np.integer)) and n >= 0 for n in shape
-    ):
+    if type(shape) is not tuple:
         raise CorruptFileError(f"bad array shape {shape!r}")
-    if order not in ("C", "F"):
+    count = 1
+    for n in shape:
+        if (type(n) is not int and not isinstance(n, (int, np.integer))) or n < 0:
+            raise CorruptFileError(f"bad array shape {shape!r}")
+        count *= int(n)
+    if order != "C" and order != "F":
         raise CorruptFileError(f"bad array order {order!r}; expected 'C' or 'F'")
-    if not (isinstance(subclass, type) and issubclass(subclass, np.ndarray)):
+    if subclass is not np.ndarray and not (
+        isinstance(subclass, type) and issubclass(subclass, np.ndarray)
+    ):
         raise CorruptFileError(f"bad array class {subclass!r}")
-    shape = tuple(int(n) for n in shape)
-    return np, dtype, shape, order, math.prod(shape) * dtype.itemsize
+    return np, dtype, shape, order, count * dtype.itemsize
 
 
 def _readinto_exact(f: Any, buf: Any, what: str, chunk: int = 0) -> None:
@@ -175,12 +179,18 @@ def _memmap(np: Any, ctx: Any, dtype: Any, shape: tuple, order: str, offset: int
     )
 
 
-def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
-    """Read (or map) the next raw block listed in a para file's segment table."""
-    np, dtype, shape, order, nbytes = _meta(w)
-    if dtype.hasobject:
-        raise CorruptFileError("object array placeholder in a raw segment")
-    offset, length = ctx.next_segment()
+def _read_big_segment(
+    w: Any,
+    ctx: Any,
+    np: Any,
+    dtype: Any,
+    shape: tuple,
+    order: str,
+    nbytes: int,
+    offset: int,
+) -> Any:
+    """Map, or read with plain system calls, one raw block of the file."""
+    length = ctx.segments[ctx.seg_i - 1][1]
     f = ctx.file
     f.seek(offset)
     pad = f.read(1)
@@ -197,6 +207,28 @@ def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
     flat = np.empty(math.prod(shape), dtype=dtype)
     f.seek(data_offset)
     _readinto_exact(f, flat, "array data")
+    return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+
+
+def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
+    """Read (or map) the next raw block listed in a para file's index."""
+    np, dtype, shape, order, nbytes = _meta(w)
+    if dtype.hasobject:
+        raise CorruptFileError("object array placeholder in a raw segment")
+    offset, length = ctx.next_segment()
+    small, starts = ctx.small
+    start = starts.get(offset)
+    if start is None or ctx.mmap_mode is not None:
+        return _read_big_segment(w, ctx, np, dtype, shape, order, nbytes, offset)
+    pad = small[start]
+    if length != 1 + pad + nbytes:
+        raise CorruptFileError(
+            f"array block at offset {offset} has {length} bytes, "
+            f"metadata says {nbytes} (+ padding)"
+        )
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    begin = start + 1 + pad
+    flat.view(np.uint8)[:] = np.frombuffer(small, np.uint8, nbytes, begin)
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 

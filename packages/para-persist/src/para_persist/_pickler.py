@@ -54,7 +54,9 @@ _SHUFFLE_SAMPLE = 64 * 1024
 # Same length as b"joblib.numpy_pickle", so renaming keeps every offset.
 _OUR_GLOBAL = b"\x8c\x13para_persist._npwrp\x94"
 _JOBLIB_GLOBAL = b"\x8c\x13joblib.numpy_pickle\x94"
-_HEADERS = (pickle.BYTEARRAY8, pickle.BINBYTES8)
+_HEADERS = pickle.BYTEARRAY8 + pickle.BINBYTES8
+_LEN = struct.Struct("<Q")
+_PADS = [bytes([n]) + b"\xff" * n for n in range(17)]
 
 
 class _Splicer:
@@ -67,24 +69,26 @@ class _Splicer:
         self._pos = 0
         self._crc = 0
         self._held: Any = None
-        self._expect: tuple[Any, int, int] | None = None
+        self._expect: tuple[Any, bytes, Any, int] | None = None
         self._rename = False
         self.segments: list[tuple[int, int]] = []
 
     def start(self) -> None:
         self._emit(HEAD)
 
-    def announce(self, pb: pickle.PickleBuffer, nbytes: int, shuffle: int) -> None:
+    def announce(self, payload: pickle.PickleBuffer, data: Any, shuffle: int) -> None:
+        """Expect ``payload`` next; write ``data`` (flat uint8) in its place."""
         if self._expect is not None:
             raise pickle.PicklingError("para_persist: unflushed array block")
-        self._expect = (pb, nbytes, shuffle)
+        length = RAW_MIN_BYTES if data.size < RAW_MIN_BYTES else data.size
+        self._expect = (payload, _LEN.pack(length), data, shuffle)
         if not self.segments:
             self._rename = True
 
     def write(self, data: Any) -> None:
         expect = self._expect
         if expect is not None and data is expect[0]:
-            self._write_block(data, expect[1], expect[2])
+            self._write_block(expect[1], expect[2], expect[3])
             return
         held, self._held = self._held, data
         if held is not None:
@@ -97,46 +101,45 @@ class _Splicer:
             if i >= 0:
                 chunk = chunk[:i] + _JOBLIB_GLOBAL + chunk[i + len(_OUR_GLOBAL) :]
                 self._rename = False
-        if isinstance(chunk, pickle.PickleBuffer):
-            chunk = chunk.raw()
+        elif type(chunk) is not bytes:
+            chunk = memoryview(chunk).cast("B")
         self._crc = zlib.crc32(chunk, self._crc)
         self._write(chunk)
-        self._pos += memoryview(chunk).nbytes
+        self._pos += len(chunk)
 
-    def _write_block(self, pb: pickle.PickleBuffer, nbytes: int, shuffle: int) -> None:
+    def _write_block(self, header: bytes, u8: Any, shuffle: int) -> None:
         self._expect = None
         held, self._held = self._held, None
-        header = struct.pack("<Q", nbytes)
-        if (
-            held is None
-            or len(held) < 9
-            or held[-8:] != header
-            or (held[-9] not in _HEADERS[0] + _HEADERS[1])
-        ):
+        if type(held) is not bytes or held[-8:] != header or held[-9] not in _HEADERS:
             raise pickle.PicklingError("para_persist: array header not found")
-        self._emit(held[:-9])
+        self._emit(memoryview(held)[:-9])
         # joblib's rule: data starts on the next multiple of 16 after the
         # padding-length byte, with 1 to 16 padding bytes.
-        after = self._base + self._pos + 1
-        pad = NUMPY_ARRAY_ALIGNMENT_BYTES - after % NUMPY_ARRAY_ALIGNMENT_BYTES
-        start = self._pos
-        self._write(bytes([pad]) + b"\xff" * pad)
-        raw = pb.raw()
+        pos = self._pos
+        pad = NUMPY_ARRAY_ALIGNMENT_BYTES - (self._base + pos + 1) % 16
+        nbytes = u8.size
+        self.segments.append((pos, 1 + pad + nbytes))
+        self._pos = pos + 1 + pad + nbytes + 1
+        self._crc = zlib.crc32(b"N", self._crc)
+        if nbytes < RAW_MIN_BYTES and not shuffle:
+            # One write for padding, data and the None that stands for the
+            # payload the pickler thinks it wrote.
+            self._write(_PADS[pad] + u8.tobytes() + b"N")
+            return
+        self._write(_PADS[pad])
+        raw = memoryview(u8)
         if shuffle:
             # Byte-shuffle (zstd streams only): byte j of every item goes
             # together, per block, which compresses numeric data better.
-            u8 = sys.modules["numpy"].frombuffer(raw, dtype="u1")
             step = SHUFFLE_ITEMS * shuffle
             for i in range(0, nbytes, step):
                 self._write(u8[i : i + step].reshape(-1, shuffle).T.copy())
-        elif self._slice:
+        elif self._slice and nbytes > _SLICE:
             for i in range(0, nbytes, _SLICE):
                 self._write(raw[i : i + _SLICE])
         else:
             self._write(raw)
-        self._pos += 1 + pad + nbytes
-        self.segments.append((start, 1 + pad + nbytes))
-        self._emit(b"N")
+        self._write(b"N")
 
     def finish(self) -> None:
         if self._expect is not None:
@@ -159,58 +162,55 @@ class _ParaPickler(pickle.Pickler):
         self._splicer = splicer
         self._proto = protocol
         # numpy cannot hold arrays unless already imported: never import it.
-        self._np = sys.modules.get("numpy")
+        np = self._np = sys.modules.get("numpy")
+        self._array_types = (np.ndarray, np.matrix, np.memmap) if np else ()
+        self._standin = bytearray(RAW_MIN_BYTES)
 
     def reducer_override(self, obj: Any) -> Any:
-        np = self._np
-        if np is None:
-            return NotImplemented
         t = type(obj)
-        if t is not np.ndarray and t is not np.matrix and t is not np.memmap:
+        if t not in self._array_types:
             return NotImplemented
+        np = self._np
         if t is np.memmap:
             # Stored as a plain array (the file it maps is not part of it).
             obj = obj.view(np.ndarray)
-        if obj.dtype.hasobject or self._proto < 5 or obj.nbytes < RAW_MIN_BYTES:
-            return obj.__reduce_ex__(self._proto) if t is np.memmap else NotImplemented
-        if obj.flags.c_contiguous:
-            order, buf = "C", obj
-        elif obj.flags.f_contiguous:
-            order, buf = "F", obj
-        else:
-            order, buf = "C", np.ascontiguousarray(obj)
-        wrapper = NumpyArrayWrapper(
-            type(obj), obj.shape, order, obj.dtype, allow_mmap=True
-        )
         dtype = obj.dtype
+        if dtype.hasobject or self._proto < 5:
+            return obj.__reduce_ex__(self._proto) if t is np.memmap else NotImplemented
+        flags = obj.flags
+        order = "F" if flags.f_contiguous and not flags.c_contiguous else "C"
+        try:
+            # Flat bytes in memory order (a C-order copy if not contiguous);
+            # also works for dtypes that export no buffer (datetime64, ...).
+            data = obj.reshape(-1, order="A").view(np.uint8)
+        except (ValueError, TypeError):
+            return NotImplemented
+        wrapper = NumpyArrayWrapper(t, obj.shape, order, dtype, allow_mmap=True)
+        if t is np.memmap:
+            wrapper.subclass = np.ndarray
         shuffle = 0
         if (
             self._shuffle
             and dtype.kind in "iufcmM"
             and dtype.itemsize > 1
-            and obj.nbytes >= SHUFFLE_MIN_BYTES
-            and _shuffle_helps(np, pb_bytes(np, buf), dtype.itemsize)
+            and data.size >= SHUFFLE_MIN_BYTES
+            and _shuffle_helps(data, dtype.itemsize)
         ):
             shuffle = dtype.itemsize
             wrapper.para_shuffle = (shuffle, SHUFFLE_ITEMS)  # type: ignore[attr-defined]
-        try:
-            pb = pickle.PickleBuffer(buf)
-        except (ValueError, TypeError, BufferError):
-            # Some dtypes (datetime64, ...) export no buffer: their bytes do.
-            try:
-                pb = pickle.PickleBuffer(buf.reshape(-1, order="A").view(np.uint8))
-            except (ValueError, TypeError, BufferError):
-                return NotImplemented
-        self._splicer.announce(pb, obj.nbytes, shuffle)
-        return np.asanyarray, (wrapper, pb)
+        # The payload only makes the C pickler flush right after the
+        # placeholder; the splicer writes ``data`` instead. Small arrays use
+        # a shared 64 KiB stand-in so that they too are flushed and laid out
+        # raw (and can be memory-mapped), as joblib does.
+        if data.size >= RAW_MIN_BYTES:
+            payload = pickle.PickleBuffer(data)
+        else:
+            payload = pickle.PickleBuffer(self._standin)
+        self._splicer.announce(payload, data, shuffle)
+        return np.asanyarray, (wrapper, payload)
 
 
-def pb_bytes(np: Any, buf: Any) -> Any:
-    """The array's bytes in memory order, as a flat uint8 array (no copy)."""
-    return buf.reshape(-1, order="A").view(np.uint8)
-
-
-def _shuffle_helps(np: Any, u8: Any, itemsize: int) -> bool:
+def _shuffle_helps(u8: Any, itemsize: int) -> bool:
     """Compress a sample both ways (zstd level 1) and keep the smaller."""
     import zstandard
 

@@ -129,6 +129,7 @@ class _Ctx:
         self.safe = safe
         self.allowed = allowed
         self.segments: list[tuple[int, int]] | None = None
+        self.small: tuple[bytearray, dict[int, int]] = (bytearray(), {})
         self.seg_i = 0
         self.file: Any = None  # random-access file of the fast path
         self.stream: Any = None  # sequential stream of the stream path
