@@ -5,12 +5,11 @@ para (para_core.Parallel with para_memmap enabled) and joblib in the same run,
 on the same inputs, with n_jobs=2, and prints both times, the speed-up
 (joblib / para) and the target of issue 5. Times are the median of the repeats.
 
-Peak memory is measured in one extra run (sampling slows page faults down, so
-it is never mixed with timed runs), as the growth over the sample taken just
-before the run of: the sum of the proportional set size (PSS) of the caller
-and all its child processes plus the bytes of the temporary files in /dev/shm
-(ours or joblib's), sampled every 20 ms. Shared pages both mapped and in a
-file count twice: an upper bound, measured the same way for both libraries.
+Peak memory is measured in three extra runs, never mixed with timed ones: the
+growth, over the value just before the run, of the anonymous memory of the
+caller and all its child processes, plus the temporary files (ours, joblib's)
+in /dev/shm, plus mapped /dev/shm files already unlinked, so that shared pages
+count once; sampled every 20 ms; the median of the three.
 """
 
 from __future__ import annotations
@@ -48,8 +47,52 @@ def small_task(a):
     return float(a.sum())
 
 
+def _private_and_orphan_shm(pid: int) -> int:
+    """Anonymous memory plus mapped shared memory whose file was unlinked."""
+    total = 0
+    orphan = False
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                if line[0] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                    orphan = "/dev/shm/" in line and line.rstrip().endswith("(deleted)")
+                elif line.startswith("Anonymous:") or (
+                    orphan and line.startswith("Rss:")
+                ):
+                    total += int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total
+
+
+def _temp_files() -> int:
+    total = 0
+    for pattern in ("/dev/shm/para-memmap-*", "/dev/shm/joblib_memmapping*"):
+        for path in glob.glob(pattern):
+            for root, _, names in os.walk(path):
+                for name in names:
+                    with contextlib.suppress(OSError):
+                        total += os.stat(os.path.join(root, name)).st_size
+            if os.path.isfile(path):
+                with contextlib.suppress(OSError):
+                    total += os.stat(path).st_size
+    return total
+
+
+def used_memory() -> int:
+    """Memory of this process tree, each shared page counted once.
+
+    Anonymous memory of the caller and its children, plus our and joblib's
+    temporary files in /dev/shm, plus mapped /dev/shm files already unlinked
+    (results being read). Other users of /dev/shm are left out.
+    """
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    return sum(_private_and_orphan_shm(p.pid) for p in procs) + _temp_files()
+
+
 class PeakMemory:
-    """Samples PSS of this process tree plus our/joblib's shm files."""
+    """Growth of :func:`used_memory` during a run, sampled every 20 ms."""
 
     def __init__(self) -> None:
         self.base = 0
@@ -57,36 +100,19 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error, AttributeError):
-                total += p.memory_full_info().pss
-        for pattern in ("/dev/shm/para-memmap-*", "/dev/shm/joblib_memmapping*"):
-            for path in glob.glob(pattern):
-                for root, _, files in os.walk(path):
-                    for name in files:
-                        with contextlib.suppress(OSError):
-                            total += os.stat(os.path.join(root, name)).st_size
-                if os.path.isfile(path):
-                    total += os.stat(path).st_size
-        return total
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            self.peak = max(self.peak, used_memory())
             time.sleep(0.02)
 
     def __enter__(self) -> PeakMemory:
-        self.base = self.peak = self._sample()
+        self.base = self.peak = used_memory()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._sample())
 
 
 def timed(fn, repeat):
@@ -100,10 +126,13 @@ def timed(fn, repeat):
 
 def timed_and_peak(run, repeat):
     t = timed(run, repeat)
-    time.sleep(1.5)  # let workers release mappings of removed files
-    with PeakMemory() as mem:
-        run()
-    return t, mem.peak - mem.base
+    growth = []
+    for _ in range(3):  # other processes add noise: keep the median
+        time.sleep(1.5)  # let workers release mappings of removed files
+        with PeakMemory() as mem:
+            run()
+        growth.append(mem.peak - mem.base)
+    return t, statistics.median(growth)
 
 
 def fan_out_first(lib, data, repeat):
