@@ -224,3 +224,13 @@ def test_public_names():
 def test_explicit_loky_inside_loky_worker(no_leftovers):
     out = Parallel(n_jobs=2)(delayed(nested_explicit_loky)(i) for i in (1, 10))
     assert out == [[1, 4], [100, 121]]
+
+
+def test_backend_classes_keep_joblib_constructor_signature():
+    import inspect
+
+    expected = ["nesting_level", "inner_max_num_threads", "backend_kwargs"]
+    for cls in (ParallelBackendBase, ThreadingBackend, para_core.SequentialBackend):
+        assert list(inspect.signature(cls).parameters) == expected, cls
+    backend = ThreadingBackend(nesting_level=2, inner_max_num_threads=None, foo=1)
+    assert backend.nesting_level == 2 and backend.backend_kwargs == {"foo": 1}

@@ -304,3 +304,9 @@ def test_generator_unordered_yields_in_completion_order():
     assert first != 0
     gate.set()
     assert sorted([first, *gen]) == list(range(6))
+
+
+def test_backend_none_means_the_configured_default():
+    with parallel_config(backend="threading"):
+        par = Parallel(n_jobs=2, backend=None)
+        assert type(par._backend).__name__ == "ThreadingBackend"

@@ -78,6 +78,19 @@ class ThreadingBackend(AutoBatchingMixin, ParallelBackendBase):
 
     _pool: ThreadPoolExecutor | None = None
 
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        # Spelled out so the signature stays joblib's despite the mixin.
+        super().__init__(
+            nesting_level=nesting_level,
+            inner_max_num_threads=inner_max_num_threads,
+            **backend_kwargs,
+        )
+
     def effective_n_jobs(self, n_jobs: Any) -> int:
         return _positive_n_jobs(n_jobs)
 

@@ -217,7 +217,7 @@ class Parallel:
         prefer = _get_config_param(prefer, "prefer")
         require = _get_config_param(require, "require")
         level = active.nesting_level
-        if isinstance(backend, _Default):
+        if backend is None or isinstance(backend, _Default):
             backend = active
             if type(backend) in _BUILTIN_BACKENDS:
                 # The configured instance may be shared by concurrent calls
