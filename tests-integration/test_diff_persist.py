@@ -126,7 +126,7 @@ def test_compressor_inferred_from_extension_both_ways(tmp_path, ext):
     assert_same(value, joblib.load(ours))
     assert_same(value, para_joblib.load(theirs))
     # Same container: the compressed stream starts with the same magic bytes.
-    assert ours.read_bytes()[:4] == theirs.read_bytes()[:4]
+    assert ours.read_bytes()[:2] == theirs.read_bytes()[:2]
 
 
 @pytest.mark.parametrize("mmap_mode", ["r", "r+", "c"])

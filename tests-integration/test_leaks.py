@@ -17,7 +17,7 @@ import time
 
 import psutil
 import pytest
-from conftest import SHM, _our_entries
+from _leakcheck import SHM, _our_entries
 
 PRELUDE = """
 import os, sys, tempfile, time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import psutil
@@ -35,9 +36,23 @@ def _workers() -> list[psutil.Process]:
 def nothing_left_behind():
     before = _ours_in("/dev/shm")
     yield
+    # loky's reusable executor keeps idle workers for the next call: stop it,
+    # so that any process still alive afterwards is a real leak.
+    from loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    if "joblib" in sys.modules:  # joblib's own copy of loky, if it ran
+        from joblib.externals.loky import get_reusable_executor as joblib_executor
+
+        joblib_executor().shutdown(wait=True)
     deadline = time.monotonic() + 10
     while _workers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _workers(), _workers()
-    left = {e for e in _ours_in("/dev/shm") - before if not e.startswith("sem.loky-")}
+    # loky's semaphores and joblib's own folders go at interpreter exit.
+    left = {
+        e
+        for e in _ours_in("/dev/shm") - before
+        if not e.startswith(("sem.loky-", "joblib_memmapping_folder_"))
+    }
     assert not left, sorted(left)
