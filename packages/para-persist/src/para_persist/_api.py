@@ -110,12 +110,15 @@ def _write_to(value: Any, raw: Any, comp: tuple[str, int | None] | None, proto: 
         return
     method, level = comp
     cfile = _compressors._COMPRESSORS[method].compressor_file(raw, compresslevel=level)
+    # Compressors work best on ~1 MiB pieces: buffer the pickler's frames,
+    # and feed big arrays in slices of that size.
+    out = io.BufferedWriter(cfile, buffer_size=_BUFFER)
     try:
         # zstd files are para's own (joblib cannot read zstd), so arrays in
-        # them are byte-shuffled: smaller files at the same speed.
-        write_stream(value, cfile, proto, 0, sliced=True, shuffle=method == "zstd")
+        # them may be byte-shuffled when that compresses better.
+        write_stream(value, out, proto, 0, sliced=True, shuffle=method == "zstd")
     finally:
-        cfile.close()
+        out.close()
 
 
 def dump(
