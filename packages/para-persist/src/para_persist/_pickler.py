@@ -9,10 +9,11 @@ Data flow of one ``dump``::
               _Splicer ──► out (file, or compressor file)
 
 The C pickler commits its frame and hands a >= 64 KiB PickleBuffer straight
-to ``write``; the splicer drops the 9-byte BYTEARRAY8/BINBYTES8 header that
-ended the previous write, and writes instead joblib's block (1 padding-length
-byte, padding to 16 bytes, the raw array bytes), then ``N`` (push None) so
-the stack stays as the pickler expects. The result is exactly joblib's
+to ``write`` (small arrays get a shared 64 KiB stand-in buffer so that they
+are flushed the same way); the splicer drops the 9-byte BYTEARRAY8/BINBYTES8
+header that ended the previous write, and writes instead joblib's block (1
+padding-length byte, padding to 16 bytes, the array's own bytes), then ``N``
+(push None) so the stack stays as the pickler expects. The result is exactly joblib's
 layout: joblib's loader replaces the placeholder by the array after BUILD,
 and ``asanyarray(array, None)`` returns it unchanged.
 
