@@ -193,3 +193,13 @@ def test_public_placeholders_match_joblib_names():
     assert w.numpy_array_alignment_bytes == 16
     assert para_persist.NDArrayWrapper("f.npy", np.ndarray).allow_mmap
     assert para_persist.ZNDArrayWrapper("f.z", (np.ndarray, (0,), b"b"), ()).filename
+
+
+def test_map_survives_atomic_replacement(folder):
+    dump(np.zeros(BIG), folder / "r.pkl")
+    mapped = load(folder / "r.pkl", mmap_mode="r")
+    dump(np.ones(BIG), folder / "r.pkl")
+    assert not mapped.any()  # still the old file's pages
+    assert load(folder / "r.pkl").all()
+    del mapped
+    gc.collect()

@@ -430,6 +430,8 @@ def load(
         allowed=allowed,
     )
     f = open(filename, "rb", buffering=_BUFFER) if is_path else filename  # noqa: SIM115
+    if is_path:
+        ctx.mapfile = f
     try:
         return _load_from(f, ctx, is_path)
     except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):

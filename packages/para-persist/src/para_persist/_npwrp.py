@@ -174,8 +174,11 @@ def _finish(np: Any, arr: Any, subclass: type, native: bool) -> Any:
 
 def _memmap(np: Any, ctx: Any, dtype: Any, shape: tuple, order: str, offset: int):
     mode = "r+" if ctx.mmap_mode == "w+" else ctx.mmap_mode  # never truncate
+    # Read-only and copy-on-write maps use the descriptor already open, so a
+    # file replaced meanwhile (atomic dump) cannot be mixed with this one.
+    target = ctx.mapfile if mode in ("r", "c") and ctx.mapfile else ctx.filename
     return np.memmap(
-        ctx.filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
+        target, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
     )
 
 

@@ -132,6 +132,7 @@ class _Ctx:
         self.small: tuple[bytearray, dict[int, int]] = (bytearray(), {})
         self.seg_i = 0
         self.file: Any = None  # random-access file of the fast path
+        self.mapfile: Any = None  # open file that read-only maps use
         self.stream: Any = None  # sequential stream of the stream path
         self.file_size: int | None = None
         self.arrays_read = 0
