@@ -144,7 +144,8 @@ class MemmappingPool(Pool):
     >>> import numpy as np
     >>> from para_memmap import MemmappingPool
     >>> with MemmappingPool(2, max_nbytes=1000) as pool:
-    ...     pool.map(np.sum, [np.ones(10_000)] * 3)
+    ...     sums = pool.map(np.sum, [np.ones(10_000)] * 3)
+    >>> [float(s) for s in sums]
     [10000.0, 10000.0, 10000.0]
     """
 
