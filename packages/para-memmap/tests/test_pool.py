@@ -56,6 +56,21 @@ def test_map_shares_large_arrays_and_returns_large_results():
     assert not os.path.exists(folder)
 
 
+def first(a):
+    return float(a[0])
+
+
+def test_an_array_changed_between_calls_is_sent_again():
+    data = np.zeros(100_000)
+    with MemmappingPool(2, max_nbytes=1e5) as pool:
+        assert pool.map(first, [data] * 2) == [0.0, 0.0]
+        assert pool.apply(first, (data,)) == 0.0
+        data[0] = 42.0  # joblib's pool would keep sending the stale copy
+        assert pool.map(first, [data] * 2) == [42.0, 42.0]
+        assert list(pool.imap(first, [data])) == [42.0]
+        assert len(os.listdir(pool._temp_folder)) == 2
+
+
 def test_workers_fill_a_shared_memmap(tmp_path):
     out = np.memmap(tmp_path / "out.dat", dtype="f8", mode="w+", shape=(6,))
     pool = MemmappingPool(2)

@@ -190,6 +190,24 @@ class MemmappingPool(Pool):
         self._quick_put = self._inqueue.send_unlocked
         self._quick_get = self._outqueue.recv_unlocked
 
+    # Each public call starts a new generation, so that an array changed in
+    # place between two calls is copied again (never trusted by identity).
+    def apply_async(self, *args: Any, **kwargs: Any) -> Any:
+        self._session.begin_call()
+        return super().apply_async(*args, **kwargs)
+
+    def _map_async(self, *args: Any, **kwargs: Any) -> Any:
+        self._session.begin_call()
+        return super()._map_async(*args, **kwargs)
+
+    def imap(self, *args: Any, **kwargs: Any) -> Any:
+        self._session.begin_call()
+        return super().imap(*args, **kwargs)
+
+    def imap_unordered(self, *args: Any, **kwargs: Any) -> Any:
+        self._session.begin_call()
+        return super().imap_unordered(*args, **kwargs)
+
     def terminate(self) -> None:
         """Stop the workers now and remove the shared files."""
         try:

@@ -177,6 +177,8 @@ class MemmapSession:
         self._lock = threading.RLock()
         self._entries: dict[int, _Entry] = {}
         self._retired: list[str] = []
+        # Set by begin_call: calls may overlap, so no file is removed early.
+        self._overlapping = False
         self._call = 0
         self._closed = False
         self._result_reducer: ResultReducer | None = None
@@ -253,8 +255,8 @@ class MemmapSession:
 
     def _forget(self, key: int) -> None:
         entry = self._entries.pop(key)
-        if entry.last_call == self._call:
-            self._retired.append(entry.filename)  # still in flight this call
+        if entry.last_call == self._call or self._overlapping:
+            self._retired.append(entry.filename)  # may still be in flight
         else:
             _unlink(entry.filename)
 
@@ -273,6 +275,17 @@ class MemmapSession:
         return self._result_reducer
 
     # -- life cycle ---------------------------------------------------------------
+
+    def begin_call(self) -> None:
+        """Start a call that may overlap earlier ones (a pool's map or apply).
+
+        Arrays seen before are checked again by checksum, as after
+        :meth:`end_call`, but no file is removed before :meth:`close`: tasks
+        of earlier calls may still be reading them.
+        """
+        with self._lock:
+            self._overlapping = True
+            self._call += 1
 
     def end_call(self) -> None:
         """Forget what only the finished call needed; keep reusable files."""
