@@ -245,8 +245,9 @@ def test_reentrant_call_raises():
 
 def test_dropping_generator_halfway_is_clean(no_leftovers):
     errors = []
-    old_hook = threading.excepthook
+    old_hook, old_unraisable = threading.excepthook, sys.unraisablehook
     threading.excepthook = errors.append
+    sys.unraisablehook = errors.append
     try:
         par = Parallel(n_jobs=2, return_as="generator", batch_size=2)
         gen = par(delayed(square)(i) for i in range(10_000))
@@ -259,8 +260,9 @@ def test_dropping_generator_halfway_is_clean(no_leftovers):
         )
         next(out)
         out.close()
+        gc.collect()
     finally:
-        threading.excepthook = old_hook
+        threading.excepthook, sys.unraisablehook = old_hook, old_unraisable
     assert errors == []
 
 
