@@ -13,6 +13,7 @@ from ._sources import _PERSIST
 
 __all__ = [
     "LZ4_NOT_INSTALLED_ERROR",
+    "NUMPY_ARRAY_ALIGNMENT_BYTES",
     "BZ2CompressorWrapper",
     "BinaryZlibFile",
     "GzipCompressorWrapper",
@@ -25,10 +26,13 @@ __all__ = [
     "ZlibCompressorWrapper",
     "dump",
     "load",
+    "load_compatibility",
     "register_compressor",
 ]
 
 _TABLE = {
+    "NUMPY_ARRAY_ALIGNMENT_BYTES": _PERSIST,
+    "load_compatibility": _PERSIST,
     "dump": _PERSIST,
     "load": _PERSIST,
     "register_compressor": _PERSIST,
@@ -55,6 +59,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_persist import (
         LZ4_NOT_INSTALLED_ERROR,
+        NUMPY_ARRAY_ALIGNMENT_BYTES,
         BinaryZlibFile,
         BZ2CompressorWrapper,
         GzipCompressorWrapper,
@@ -67,5 +72,6 @@ if TYPE_CHECKING:  # static analysers see the real objects
         ZNDArrayWrapper,
         dump,
         load,
+        load_compatibility,
         register_compressor,
     )
