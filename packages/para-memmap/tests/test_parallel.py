@@ -149,3 +149,22 @@ def test_task_error_still_cleans_up():
     data = np.ones(300_000)
     with pytest.raises(ValueError, match="boom"):
         Parallel(n_jobs=2)(delayed(fail)(data) for _ in range(4))
+
+
+def test_small_shm_falls_back_with_a_warning_and_succeeds(monkeypatch):
+    import tempfile
+
+    from para_memmap import _storage
+
+    monkeypatch.delenv("JOBLIB_TEMP_FOLDER", raising=False)
+    if _storage.resolve_root(None) != ("/dev/shm", True):
+        pytest.skip("no writable /dev/shm on this machine")
+    # A Docker-like 64 MB /dev/shm, nearly full.
+    monkeypatch.setattr(_storage, "free_bytes", lambda path: 1 << 20)
+    data = np.arange(2_000_000, dtype=np.float64)  # 16 MB
+    with pytest.warns(UserWarning, match="falls back"):
+        names = Parallel(n_jobs=2)(delayed(filename_of)(data) for _ in range(2))
+    assert names[0].startswith(os.path.abspath(tempfile.gettempdir()))
+    with pytest.warns(UserWarning, match="falls back"):  # once per call
+        out = Parallel(n_jobs=2)(delayed(slice_sum)(data, i, 2) for i in range(2))
+    assert sum(out) == float(data.sum())
