@@ -436,3 +436,29 @@ def test_without_a_client_the_error_says_to_create_one():
     assert proc.returncode != 0
     assert "ValueError" in proc.stderr
     assert "Create a Client first" in proc.stderr
+
+
+def test_scheduler_host_opens_and_closes_its_own_client(dask_client):
+    address = dask_client.scheduler.address
+    with parallel_config(backend="dask", scheduler_host=address):
+        backend = get_active_backend()[0]
+        own = backend.client
+        assert own is not dask_client
+        assert Parallel()(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+    assert own.status == "closed"  # closed when the call terminated the backend
+    del backend, own
+
+
+def test_a_cluster_without_workers_times_out_clearly():
+    cluster = distributed.LocalCluster(
+        n_workers=0, processes=False, dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as lonely:
+            backend = DaskDistributedBackend(
+                client=lonely, wait_for_workers_timeout=0.5
+            )
+            with pytest.raises(TimeoutError, match="wait_for_workers_timeout=10"):
+                backend.effective_n_jobs(-1)
+    finally:
+        cluster.close()
