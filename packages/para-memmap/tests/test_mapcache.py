@@ -56,3 +56,21 @@ def test_cache_is_bounded(tmp_path):
         _write(path, np.ones(4))
         rebuild_shared(path, np.dtype("f8"), (4,), "C", "r")
     assert len(_mapcache._cache) <= _mapcache.MAX_ENTRIES
+
+
+def test_cleanup_still_works_without_a_watchdog(tmp_path, monkeypatch):
+    import pytest
+
+    from para_memmap import _watchdog
+    from para_memmap._session import MemmapSession
+
+    monkeypatch.setattr(_watchdog, "_pipe", None)
+    monkeypatch.setattr(_watchdog, "_owner_pid", -2)
+    monkeypatch.setattr(_watchdog, "_exiting", False)
+    monkeypatch.setattr(_watchdog.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.warns(RuntimeWarning, match="watchdog"):
+        session = MemmapSession(max_nbytes=10, temp_folder=str(tmp_path))
+        folder = session.result_reducer.folder
+    assert os.path.isdir(folder)
+    session.close()
+    assert not os.path.exists(folder)

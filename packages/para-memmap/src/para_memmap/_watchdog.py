@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from typing import IO
 
 __all__ = ["forget", "track"]
@@ -68,19 +69,31 @@ def _close_at_exit() -> None:
 
 
 def _send(op: bytes, path: str) -> None:
-    global _pipe, _owner_pid
+    global _pipe, _owner_pid, _exiting
     line = op + os.fsencode(path).hex().encode() + b"\n"
     with _lock:
         if _exiting:
             return
         if _pipe is None or _owner_pid != os.getpid():
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _SOURCE],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                close_fds=True,
-                start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", _SOURCE],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    close_fds=True,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                # Embedded interpreters may have no usable sys.executable:
+                # cleanup then relies on the normal path and atexit only.
+                _exiting = True
+                warnings.warn(
+                    f"para-memmap could not start its cleanup watchdog ({exc}); "
+                    f"temporary files may outlive a killed process",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                return
             # Never waited for: it outlives us by design and exits on EOF.
             proc.returncode = 0
             if _owner_pid == -1:
