@@ -1,8 +1,8 @@
-"""What para-core does with a transport session, on a loky executor.
+"""Pickling as para-core does it with a transport session, in one process.
 
-Keeps the session and reducer tests independent of para-core's internals:
-the caller pickles each task with ``session.reduce_task_object`` first, the
-worker pickles its result with ``session.result_reducer``.
+Keeps the session and reducer tests independent of para-core's internals: the
+caller pickles each task with ``session.reduce_task_object`` first, the worker
+pickles its results with ``session.result_reducer`` first.
 """
 
 from __future__ import annotations
@@ -32,21 +32,3 @@ def dumps(obj: Any, reduce_first: Any) -> bytes:
     buf = io.BytesIO()
     _Pickler(buf, reduce_first).dump(obj)
     return buf.getvalue()
-
-
-def _run(payload: bytes, result_reducer: Any) -> bytes:
-    func, args = pickle.loads(payload)
-    return dumps(func(*args), result_reducer)
-
-
-def run_tasks(executor: Any, session: Any, func: Any, arg_tuples: list) -> list:
-    """Run ``func(*args)`` for each args in workers, through ``session``."""
-    futures = [
-        executor.submit(
-            _run,
-            dumps((func, args), session.reduce_task_object),
-            session.result_reducer,
-        )
-        for args in arg_tuples
-    ]
-    return [pickle.loads(f.result()) for f in futures]
