@@ -132,9 +132,19 @@ def _verbose_lines(module, backend, n_tasks, verbose):
     # Intermediate lines depend on batch timing, in joblib too (under load it
     # may print "Done 1 out of 1 ... finished" before the iterator is
     # exhausted): compare the backend line and the last "finished" line.
+    for line in lines:
+        assert _LINE.fullmatch(line), f"{module.__name__}: {line!r}"
     using = [line for line in lines if "Using backend" in line]
     finished = [line for line in lines if "finished" in line]
     return using + finished[-1:]
+
+
+# Every line joblib's verbose mode prints, timings replaced by <t>.
+_LINE = re.compile(
+    r"\[Parallel\(n_jobs=2\)\]: (Using backend \w+ with \d+ concurrent workers\."
+    r"|Done +\d+ (tasks +|out of +\d+ )\| elapsed: +<t>( finished| remaining: +<t>)?"
+    r"|Batch computation too (fast|slow) \(<t>\.\) Setting batch_size=\d+\.)"
+)
 
 
 @pytest.mark.parametrize("backend", ["threading", "sequential", "loky"])
