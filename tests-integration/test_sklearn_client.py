@@ -133,3 +133,62 @@ def test_real_scikit_learn_runs_on_para_joblib_threads(data):
         model = RandomForestRegressor(n_estimators=8, random_state=0).fit(X, Y[:, 0])
     path_free = joblib.hash(model)
     assert isinstance(path_free, str) and len(path_free) == 32
+
+
+_SKLEARN_JOB = """
+import importlib, json, sys, tempfile
+if sys.argv[1] == "para":
+    # para_joblib stands in for joblib before scikit-learn imports it.
+    import para_joblib
+    sys.modules["joblib"] = para_joblib
+    for sub in ("parallel", "memory", "numpy_pickle", "hashing", "logger",
+                "pool", "compressor"):
+        sys.modules["joblib." + sub] = importlib.import_module("para_joblib." + sub)
+import joblib
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+X, y = make_classification(300, 8, random_state=0)
+scores = cross_val_score(
+    RandomForestClassifier(10, random_state=0, n_jobs=2), X, y, cv=3, n_jobs=2
+)
+with tempfile.TemporaryDirectory() as cache:
+    forest = RandomForestClassifier(10, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("rf", forest)], memory=cache)
+    search = GridSearchCV(pipe, {"rf__max_depth": [2, 4]}, cv=2, n_jobs=2).fit(X, y)
+    with tempfile.TemporaryDirectory() as out:
+        path = out + "/search.joblib"
+        joblib.dump(search.best_estimator_, path, compress=3)
+        again = joblib.load(path).predict(X).tolist()
+print(json.dumps({
+    "which": joblib.__name__,
+    "scores": [round(float(s), 10) for s in scores],
+    "best": search.best_params_,
+    "predictions": again,
+}))
+"""
+
+
+def test_scikit_learn_itself_runs_on_para_joblib():
+    pytest.importorskip("sklearn")
+    import json
+    import subprocess
+    import sys
+
+    def run(which):
+        proc = subprocess.run(
+            [sys.executable, "-c", _SKLEARN_JOB, which],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    ours, theirs = run("para"), run("joblib")
+    assert ours.pop("which") == "para_joblib"
+    assert theirs.pop("which") == "joblib"
+    assert ours == theirs
