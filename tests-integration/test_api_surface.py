@@ -145,3 +145,17 @@ def test_get_active_backend_reports_the_configured_backend():
         backend, n_jobs = get_active_backend()
     assert n_jobs == 3
     assert "thread" in type(backend).__name__.lower()
+
+
+def test_shared_constants_agree_with_joblib():
+    from para_joblib import compressor, numpy_pickle
+
+    assert numpy_pickle.NUMPY_ARRAY_ALIGNMENT_BYTES == (
+        joblib.numpy_pickle.NUMPY_ARRAY_ALIGNMENT_BYTES
+    )
+    # The wording may differ (para names its own extra); the meaning may not.
+    for message in (
+        numpy_pickle.LZ4_NOT_INSTALLED_ERROR,
+        compressor.LZ4_NOT_INSTALLED_ERROR,
+    ):
+        assert isinstance(message, str) and "lz4" in message.lower()
