@@ -106,3 +106,24 @@ def test_cached_function_inside_workers(workdir):
     assert first == [i * i for i in range(10)]
     for i in range(10):
         assert square.check_call_in_cache(i)
+
+
+def test_fsspec_store_through_para_joblib():
+    pytest.importorskip("fsspec")
+    memory = joblib.Memory("memory://para-e2e/cache", backend="fsspec", verbose=0)
+    calls = []
+
+    @memory.cache
+    def norms(block):
+        calls.append(block.shape)
+        return np.linalg.norm(block, axis=1)
+
+    data = np.arange(60.0).reshape(6, 10)
+    first = joblib.Parallel(n_jobs=2, prefer="threads")(
+        joblib.delayed(norms)(data[i : i + 2]) for i in range(0, 6, 2)
+    )
+    second = [norms(data[i : i + 2]) for i in range(0, 6, 2)]
+    assert len(calls) == 3
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    memory.clear(warn=False)
