@@ -49,13 +49,15 @@ class Memory(Logger):
 
     Examples
     --------
-    >>> import tempfile
-    >>> memory = Memory(tempfile.mkdtemp(), verbose=0)  # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> location = tempfile.mkdtemp()
+    >>> memory = Memory(location, verbose=0)
     >>> @memory.cache
     ... def square(x):
     ...     return x * x
-    >>> square(3)  # doctest: +SKIP
+    >>> square(3)
     9
+    >>> shutil.rmtree(location)
     """
 
     def __init__(
