@@ -165,7 +165,10 @@ def test_protocol_below_5_uses_plain_pickle(folder):
 
 def test_peak_memory_of_load_is_about_the_data(folder):
     arr = np.random.default_rng(1).random(4_000_000)  # 32 MB
-    for compress in (0, ("zstd", 3), ("zlib", 1)):
+    for compress in (0, ("zstd", 3), ("zlib", 1), ("zstd", 1, "in memory")):
+        if compress and len(compress) == 3:  # small enough to decompress in RAM
+            arr = arr[:3_000_000].copy()
+            compress = compress[:2]
         if compress and compress[0] == "zstd":
             pytest.importorskip("zstandard")
         dump(arr, folder / "big.pkl", compress=compress)

@@ -240,6 +240,18 @@ def test_binary_zlib_file(folder, cls):
         cls(folder / "g", "rw")
 
 
+def test_zstd_from_file_object_and_truncated(folder):
+    pytest.importorskip("zstandard")
+    value = {"k": list(range(20000))}
+    buf = io.BytesIO()
+    dump(value, buf, compress="zstd")
+    data = buf.getvalue()
+    assert load(io.BytesIO(data)) == value
+    for cut in (1, 4, 10, len(data) // 2):
+        with pytest.raises(para_persist.CorruptFileError):
+            load(io.BytesIO(data[:-cut]))
+
+
 def test_zstd_file(folder):
     pytest.importorskip("zstandard")
     data = b"abc" * 100000

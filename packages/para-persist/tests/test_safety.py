@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import warnings
 
 import pytest
@@ -29,6 +30,13 @@ def _seed_files(tmp_path_factory):
     for name, compress in [("plain", 0), ("zlib", 3), ("gzip", 3), ("xz", 1)]:
         dump(value, folder / name, compress=compress)
         seeds[name] = (folder / name).read_bytes()
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        seeds["zstd"] = seeds["xz"]
+    else:
+        dump(value, folder / "zs", compress="zstd")
+        seeds["zstd"] = (folder / "zs").read_bytes()
     dump(value, folder / "p2", protocol=2)
     seeds["proto2"] = (folder / "p2").read_bytes()
     if np is not None:
@@ -41,6 +49,9 @@ def _seed_files(tmp_path_factory):
         seeds["arrays"] = (folder / "arr").read_bytes()
         dump(arrays, folder / "arrz", compress=("zlib", 1))
         seeds["arrays_zlib"] = (folder / "arrz").read_bytes()
+        if "zstandard" in sys.modules:
+            dump(arrays, folder / "arrzs", compress="zstd")
+            seeds["arrays_zstd"] = (folder / "arrzs").read_bytes()
     return seeds
 
 
@@ -53,6 +64,9 @@ def seeds(tmp_path_factory):
 def joblib_seed(joblib_files):
     return (joblib_files / "joblib_0.11.0_pickle_py36_np111.pkl").read_bytes()
 
+
+SEED_NAMES = ["plain", "zlib", "gzip", "xz", "zstd", "proto2"]
+SEED_NAMES += ["arrays", "arrays_zlib", "arrays_zstd"]
 
 mutation = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(0, 7)),
@@ -98,7 +112,19 @@ def _load_only_documented_error(tmp_path, data: bytes):
 
 @settings(max_examples=1500)
 @given(
-    st.sampled_from(["plain", "zlib", "gzip", "xz", "proto2", "arrays", "arrays_zlib"]),
+    st.sampled_from(
+        [
+            "plain",
+            "zlib",
+            "gzip",
+            "xz",
+            "proto2",
+            "arrays",
+            "arrays_zlib",
+            "zstd",
+            "arrays_zstd",
+        ]
+    ),
     st.lists(mutation, min_size=1, max_size=4),
 )
 def test_fuzzed_para_files_raise_only_corrupt_file_error(

@@ -34,6 +34,9 @@ __all__ = ["dump", "load"]
 
 _MMAP_MODES = (None, "r+", "r", "w+", "c")
 _BUFFER = 1024**2
+# zstd para streams of known size up to this are decompressed in memory and
+# checked before the C unpickler reads them.
+_IN_MEMORY = 256 * 1024**2
 _SMALL_BLOCK = 64 * 1024  # array blocks up to this size are read with the index
 
 
@@ -268,6 +271,81 @@ def _skip_trailer(f: Any, ctx: _Ctx) -> None:
         raise CorruptFileError("para-persist stream without its index")
 
 
+class _BufferFile:
+    """Read-only file over a bytearray, for the in-memory fast path."""
+
+    def __init__(self, buf: bytearray) -> None:
+        self.buffer = buf
+        self._view = memoryview(buf)
+        self._pos = 0
+
+    def seek(self, pos: int) -> int:
+        self._pos = pos
+        return pos
+
+    def read(self, n: int) -> bytes:
+        out = bytes(self._view[self._pos : self._pos + n])
+        self._pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        chunk = self._view[self._pos : self._pos + len(b)]
+        b[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
+    """Check the index of a para file and run the C unpickler on it."""
+    data = _read_index(f, size, ctx)
+    # Big arrays are read with plain syscalls straight into their buffer;
+    # the buffered reader is not used past this point.
+    ctx.file = getattr(f, "raw", f)
+    obj = _FastUnpickler(io.BytesIO(data), ctx).load()
+    if ctx.seg_i != len(ctx.segments or ()):
+        raise CorruptFileError("file has more raw array blocks than arrays")
+    return obj
+
+
+def _zstd_content_size(f: Any) -> int:
+    """Decompressed size written in a zstd frame header, or -1."""
+    try:
+        import zstandard
+
+        return zstandard.frame_content_size(f.peek(18)[:18])
+    except Exception:
+        return -1
+
+
+def _load_compressed(dec: Any, ctx: _Ctx, size: int) -> Any:
+    peek = getattr(dec, "peek", None)
+    para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
+    if para and 0 < size <= _IN_MEMORY:
+        # Small para stream of known size: decompress it in memory, check
+        # its index, run the C unpickler; big arrays are views of the buffer,
+        # so memory stays about the size of the data.
+        buf = bytearray(size)
+        view = memoryview(buf)
+        got = 0
+        while got < size:
+            n = dec.readinto(view[got:])
+            if not n:
+                raise CorruptFileError("compressed stream shorter than announced")
+            got += n
+        if dec.read(1):
+            raise CorruptFileError("data after the end of the stream")
+        return _fast_load(_BufferFile(buf), size, ctx)
+    ctx.stream = dec
+    obj = _StreamUnpickler(dec, ctx).load()
+    if para:
+        _skip_trailer(dec, ctx)
+    # Read to the end so the compressor checks its end marker and checksum:
+    # a truncated file must not pass unnoticed.
+    while dec.read(_BUFFER):
+        pass
+    return obj
+
+
 def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
     n = _compressors._max_prefix_len()
     if hasattr(f, "peek"):
@@ -295,31 +373,21 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
                 stacklevel=3,
             )
             ctx.mmap_mode = None
+        size = -1
+        if kind == "zstd" and hasattr(f, "seekable") and f.seekable():
+            start = f.tell()
+            end = _compressors._zstd_frame_end(f, start)
+            if end < 0 or end > f.seek(0, io.SEEK_END):
+                raise CorruptFileError("truncated or damaged zstd frame")
+            f.seek(start)
+            size = _zstd_content_size(f)
         dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
         try:
-            ctx.stream = dec
-            peek = getattr(dec, "peek", None)
-            para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
-            obj = _StreamUnpickler(dec, ctx).load()
-            if para:
-                _skip_trailer(dec, ctx)
-            # Read to the end so the compressor checks its end marker and
-            # checksum: a truncated file must not pass unnoticed.
-            while dec.read(_BUFFER):
-                pass
-            return obj
+            return _load_compressed(dec, ctx, size)
         finally:
             dec.close()
     if is_path and head.startswith(HEAD):
-        size = os.fstat(f.fileno()).st_size
-        data = _read_index(f, size, ctx)
-        # Big arrays are read with plain syscalls straight into their
-        # buffer; the buffered reader is not used past this point.
-        ctx.file = getattr(f, "raw", f)
-        obj = _FastUnpickler(io.BytesIO(data), ctx).load()
-        if ctx.seg_i != len(ctx.segments or ()):
-            raise CorruptFileError("file has more raw array blocks than arrays")
-        return obj
+        return _fast_load(f, os.fstat(f.fileno()).st_size, ctx)
     try:
         ctx.file_size = os.fstat(f.fileno()).st_size
     except (OSError, AttributeError, io.UnsupportedOperation):

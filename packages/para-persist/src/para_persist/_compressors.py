@@ -54,7 +54,9 @@ _ZSTD_PREFIX = b"\x28\xb5\x2f\xfd"
 # small; the whole array is never duplicated in memory.
 _SLICE = 16 * 1024**2
 _READ_CHUNK = 1024**2
-_ZSTD_THREADED_MIN = 8 * 1024**2
+# Below this, zstd compresses in one shot on the calling thread (the frame
+# then records its size, which lets ``load`` decompress it in memory).
+_ZSTD_THREADED_MIN = 32 * 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
 
@@ -547,6 +549,34 @@ def _detect(first_bytes: bytes) -> str | None:
         if wrapper.prefix and first_bytes.startswith(wrapper.prefix):
             return name
     return None
+
+
+def _zstd_frame_end(f: Any, start: int = 0) -> int:
+    """Offset just past the first zstd frame of seekable ``f``, or -1.
+
+    zstandard's stream reader ends quietly on a truncated frame, so ``load``
+    walks the block headers (a few bytes per 128 KiB block) to find out.
+    """
+    f.seek(start)
+    head = f.read(18)
+    if len(head) < 6 or not head.startswith(_ZSTD_PREFIX):
+        return -1
+    fhd = head[4]
+    single = (fhd >> 5) & 1
+    fcs = (0, 2, 4, 8)[fhd >> 6] or single
+    pos = start + 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3] + fcs
+    while True:
+        f.seek(pos)
+        block = f.read(3)
+        if len(block) < 3:
+            return -1
+        value = int.from_bytes(block, "little")
+        kind, size = (value >> 1) & 3, value >> 3
+        if kind == 3:
+            return -1
+        pos += 3 + (1 if kind == 1 else size)
+        if value & 1:
+            return pos + (4 if (fhd >> 2) & 1 else 0)
 
 
 def _max_prefix_len() -> int:

@@ -207,9 +207,20 @@ def _read_big_segment(
         return _finish(
             np, _memmap(np, ctx, dtype, shape, order, data_offset), w.subclass, False
         )
+    shuffle = w.__dict__.get("para_shuffle")
+    buffer = getattr(f, "buffer", None)  # decompressed zstd stream in memory
+    if buffer is not None:
+        u8 = np.frombuffer(buffer, np.uint8, nbytes, data_offset)
+        if shuffle is not None:
+            _unshuffle_in_place(np, u8, shuffle, dtype.itemsize)
+        flat = u8.view(dtype)
+        return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     flat = np.empty(math.prod(shape), dtype=dtype)
     f.seek(data_offset)
-    _readinto_exact(f, flat, "array data")
+    if shuffle is not None:
+        _read_shuffled(np, f, flat, shuffle)
+    else:
+        _readinto_exact(f, flat, "array data")
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 
@@ -221,7 +232,7 @@ def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
     offset, length = ctx.next_segment()
     small, starts = ctx.small
     start = starts.get(offset)
-    if start is None or ctx.mmap_mode is not None:
+    if start is None or ctx.mmap_mode is not None or "para_shuffle" in w.__dict__:
         return _read_big_segment(w, ctx, np, dtype, shape, order, nbytes, offset)
     pad = small[start]
     if length != 1 + pad + nbytes:
@@ -279,9 +290,7 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 
-def _read_shuffled(np: Any, f: Any, flat: Any, shuffle: Any) -> None:
-    """Read byte-shuffled blocks (para's zstd files) back into item order."""
-    itemsize = flat.dtype.itemsize
+def _shuffle_step(shuffle: Any, itemsize: int) -> int:
     if (
         not isinstance(shuffle, tuple)
         or len(shuffle) != 2
@@ -290,7 +299,24 @@ def _read_shuffled(np: Any, f: Any, flat: Any, shuffle: Any) -> None:
         or not 0 < shuffle[1] <= 1 << 24
     ):
         raise CorruptFileError(f"bad byte-shuffle metadata {shuffle!r}")
-    step = shuffle[1] * itemsize
+    return shuffle[1] * itemsize
+
+
+def _unshuffle_in_place(np: Any, u8: Any, shuffle: Any, itemsize: int) -> None:
+    """Undo para's zstd byte-shuffle in a buffer, one block of scratch."""
+    step = _shuffle_step(shuffle, itemsize)
+    if u8.size % itemsize:
+        raise CorruptFileError("byte-shuffled block of a partial item")
+    for i in range(0, u8.size, step):
+        block = u8[i : i + step]
+        scratch = block.copy()
+        block.reshape(-1, itemsize)[...] = scratch.reshape(itemsize, -1).T
+
+
+def _read_shuffled(np: Any, f: Any, flat: Any, shuffle: Any) -> None:
+    """Read byte-shuffled blocks (para's zstd files) back into item order."""
+    itemsize = flat.dtype.itemsize
+    step = _shuffle_step(shuffle, itemsize)
     u8 = flat.view(np.uint8)
     scratch = np.empty(min(step, u8.size), dtype=np.uint8)
     for i in range(0, u8.size, step):

@@ -47,7 +47,7 @@ SEGMENT = struct.Struct("<QQ")
 RAW_MIN_BYTES = 64 * 1024
 _SLICE = 1024**2  # piece size of big arrays fed to compressors
 # Items per byte-shuffled block; the reader needs one block of scratch space.
-SHUFFLE_ITEMS = 1 << 20
+SHUFFLE_ITEMS = 1 << 16
 # Smaller arrays are not worth the sampling; the sample decides the others.
 SHUFFLE_MIN_BYTES = 1024**2
 _SHUFFLE_SAMPLE = 64 * 1024
