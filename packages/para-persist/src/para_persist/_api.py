@@ -35,8 +35,9 @@ __all__ = ["dump", "load"]
 _MMAP_MODES = (None, "r+", "r", "w+", "c")
 _BUFFER = 1024**2
 # zstd para streams of known size up to this are decompressed in memory and
-# checked before the C unpickler reads them.
-_IN_MEMORY = 256 * 1024**2
+# checked before the C unpickler reads them. dump writes the size for streams
+# under the same bound; a forged size costs at most this much memory.
+_IN_MEMORY = _compressors._ZSTD_THREADED_MIN
 _SMALL_BLOCK = 64 * 1024  # array blocks up to this size are read with the index
 
 
