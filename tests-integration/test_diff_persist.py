@@ -209,3 +209,43 @@ def _plain(value):
 def test_no_temporary_file_left_next_to_the_target(tmp_path):
     para_joblib.dump(list(range(100)), tmp_path / "x.pkl", compress=("zstd", 3))
     assert sorted(os.listdir(tmp_path)) == ["x.pkl"]
+
+
+def _special_arrays(tmp_path):
+    base = np.arange(24.0).reshape(4, 6)
+    mapped = np.memmap(tmp_path / "m.dat", dtype="<i4", shape=(5,), mode="w+")
+    mapped[:] = np.arange(5)
+    return {
+        "object": np.array([1, "a", None, {"k": (1, 2)}], dtype=object),
+        "structured": np.array(
+            [(1, 2.5, b"x")], dtype=[("a", "<i4"), ("b", "<f8"), ("c", "S3")]
+        ),
+        "unicode": np.array(["été", "x"]),
+        "datetime": np.array(["2024-01-01", "2026-11-23"], dtype="datetime64[D]"),
+        "fortran": np.asfortranarray(base),
+        "strided view": base[::2, ::3],
+        "zero-d": np.array(3.5),
+        "empty": np.zeros((0, 3)),
+        "big-endian": np.arange(6, dtype=">i8"),
+        "matrix": np.matrix([[1, 2], [3, 4]]),
+        "memmap": mapped,
+    }
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("compress", ["none", "zlib", "lz4", "xz"])
+def test_special_arrays_both_ways(tmp_path, compress):
+    values = _special_arrays(tmp_path)
+    ours, theirs = tmp_path / "para.pkl", tmp_path / "joblib.pkl"
+    para_joblib.dump(values, ours, compress=COMPRESS[compress])
+    joblib.dump(values, theirs, compress=COMPRESS[compress])
+    for loaded in (joblib.load(ours), para_joblib.load(theirs), para_joblib.load(ours)):
+        assert loaded.keys() == values.keys()
+        for key, expected in values.items():
+            got = loaded[key]
+            assert type(got) is type(np.asarray(expected)) or type(got) is type(
+                expected
+            ), key
+            assert got.shape == expected.shape, key
+            assert got.dtype.newbyteorder("=") == expected.dtype.newbyteorder("="), key
+            assert np.asarray(got).tolist() == np.asarray(expected).tolist(), key
