@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import subprocess
 import sys
 import textwrap
@@ -12,49 +11,6 @@ import joblib
 import pytest
 
 import para_joblib
-
-
-def same_signature(ours, theirs) -> bool:
-    """Whether two callables take the same parameters, as joblib users see them.
-
-    Names, kinds, order and defaults must agree. Annotations are left out
-    (para's public API has type hints, joblib's has none), and defaults compare
-    by ``repr`` when ``==`` fails: joblib marks "use the active configuration"
-    defaults with sentinel objects (``default(None)``) that compare by
-    identity, so no other library's object can ever be ``==`` to them.
-
-    The only difference allowed: para may add keyword-only parameters with a
-    default after joblib's (``load(..., *, trusted=True)``), which no joblib
-    call can notice. Such additions are listed by :func:`para_extensions`.
-    """
-    a, b = _bare(inspect.signature(ours)), _bare(inspect.signature(theirs))
-    if a == b or str(a) == str(b):
-        return True
-    extra = para_extensions(ours, theirs)
-    if extra is None:
-        return False
-    kept = [p for p in a.parameters.values() if p.name not in extra]
-    return str(a.replace(parameters=kept)) == str(b)
-
-
-def para_extensions(ours, theirs) -> list[str] | None:
-    """Keyword-only parameters with defaults that para adds, or None if others."""
-    a, b = inspect.signature(ours), inspect.signature(theirs)
-    extra = [name for name in a.parameters if name not in b.parameters]
-    for name in extra:
-        p = a.parameters[name]
-        if p.kind is not p.KEYWORD_ONLY or p.default is p.empty:
-            return None
-    return extra
-
-
-def _bare(sig: inspect.Signature) -> inspect.Signature:
-    empty = inspect.Parameter.empty
-    return sig.replace(
-        parameters=[p.replace(annotation=empty) for p in sig.parameters.values()],
-        return_annotation=inspect.Signature.empty,
-    )
-
 
 SUBMODULES = [
     "compressor",
@@ -134,12 +90,10 @@ def test_all_is_joblib_all():
     assert para_joblib.__version__ == "0.1.0"
 
 
+# Signatures are compared with joblib's in tests-integration/test_api_surface.py.
 @pytest.mark.parametrize("name", sorted(joblib.__all__))
-def test_every_name_resolves_with_joblib_signature(name):
-    ours = getattr(para_joblib, name)
-    theirs = getattr(joblib, name)
-    assert callable(ours)
-    assert same_signature(ours, theirs), name
+def test_every_name_resolves_to_a_callable(name):
+    assert callable(getattr(para_joblib, name)), name
 
 
 def test_names_come_from_the_owning_packages():
@@ -183,20 +137,6 @@ def test_submodule_names_resolve(module):
     for name in mod.__all__:
         assert getattr(mod, name) is not None, name
         assert name in dir(mod)
-
-
-@pytest.mark.parametrize("module", SUBMODULES)
-def test_submodule_shared_names_have_joblib_signatures(module):
-    ours = importlib.import_module(f"para_joblib.{module}")
-    theirs = importlib.import_module(f"joblib.{module}")
-    for name in ours.__all__:
-        if not hasattr(theirs, name):
-            continue
-        mine, ref = getattr(ours, name), getattr(theirs, name)
-        if isinstance(ref, type) and issubclass(ref, Warning):
-            assert issubclass(mine, Warning), (module, name)
-        elif callable(ref):
-            assert same_signature(mine, ref), (module, name)
 
 
 def test_star_import_gives_every_public_name():
