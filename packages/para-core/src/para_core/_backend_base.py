@@ -30,6 +30,8 @@ import os
 import threading
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
+from itertools import starmap
+from types import MethodType
 from typing import Any
 
 from loky import cpu_count as _loky_cpu_count
@@ -60,9 +62,23 @@ class BatchedCalls:
     backend_and_jobs : tuple
         ``(backend, n_jobs)`` that nested ``Parallel`` calls made by the tasks
         use by default (see :meth:`ParallelBackendBase.get_nested_backend`).
+    first_index : int
+        Position of the first task in the whole call (for error messages).
     """
 
-    __slots__ = ("_backend", "_n_jobs", "first_index", "items")
+    # Batches that call one function without keyword arguments (the usual
+    # ``delayed(f)(x)`` loop) are kept as the function and its arguments
+    # only: cheaper to gather, to pickle and to run (``map``/``starmap`` in
+    # C). ``items`` rebuilds the triples when someone asks for them.
+    __slots__ = (
+        "_args",
+        "_backend",
+        "_func",
+        "_items",
+        "_n_jobs",
+        "_single",
+        "first_index",
+    )
 
     def __init__(
         self,
@@ -70,20 +86,63 @@ class BatchedCalls:
         backend_and_jobs: tuple[Any, Any] = (None, None),
         first_index: int = 0,
     ) -> None:
-        self.items = items
+        self._items = items
+        self._func = self._args = None
+        self._single = False
         self._backend, self._n_jobs = backend_and_jobs
         self.first_index = first_index
 
+    @classmethod
+    def _from_args(
+        cls,
+        func: Any,
+        args: list,
+        single: bool,
+        backend_and_jobs: tuple[Any, Any] = (None, None),
+        first_index: int = 0,
+    ) -> BatchedCalls:
+        """``func(*a) for a in args``, or ``func(a)`` when ``single``."""
+        self = cls.__new__(cls)
+        self._items = None
+        self._func, self._args, self._single = func, args, single
+        self._backend, self._n_jobs = backend_and_jobs
+        self.first_index = first_index
+        return self
+
+    @property
+    def items(self) -> list:
+        """The ``(function, args, kwargs)`` triples of the batch."""
+        if self._items is None:
+            f = self._func
+            if self._single:
+                self._items = [(f, (x,), {}) for x in self._args]  # type: ignore[union-attr]
+            else:
+                self._items = [(f, a, {}) for a in self._args]  # type: ignore[union-attr]
+        return self._items
+
+    @items.setter
+    def items(self, value: list) -> None:
+        self._items = value
+        self._func = self._args = None
+        self._single = False
+
+    def _run(self) -> list:
+        if self._args is None:
+            return [f(*a, **kw) for f, a, kw in self._items]
+        if self._single:
+            return list(map(self._func, self._args))
+        return list(starmap(self._func, self._args))
+
     def __call__(self) -> list:
         if self._backend is None:
-            return [f(*a, **kw) for f, a, kw in self.items]
+            return self._run()
         from ._config import _nested_scope
 
         with _nested_scope(self._backend, self._n_jobs):
-            return [f(*a, **kw) for f, a, kw in self.items]
+            return self._run()
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._items if self._args is None else self._args)
 
     def __reduce__(self):
         return (
@@ -93,7 +152,7 @@ class BatchedCalls:
 
     def describe(self) -> str:
         """Short text naming the tasks of this batch, for error messages."""
-        n = len(self.items)
+        n = len(self)
         last = self.first_index + n - 1
         span = (
             f"task #{self.first_index}"
@@ -101,10 +160,66 @@ class BatchedCalls:
             else f"tasks #{self.first_index}-#{last}"
         )
         if n:
-            func = self.items[0][0]
+            func = self._func if self._args is not None else self._items[0][0]
             name = getattr(func, "__qualname__", None) or repr(func)
             span += f" (calls of {name})"
         return span
+
+
+def _compact_calls(items: list) -> tuple[Any, bool, list | None]:
+    """Return ``(f, single, args)`` when every task calls ``f`` without kwargs.
+
+    ``single``: each task has one positional argument and ``args`` holds
+    those values; otherwise ``args`` holds the argument tuples. Returns
+    ``(None, False, None)`` for anything else (several functions, kwargs,
+    args that are not tuples, odd items).
+    """
+    try:
+        f, a0, _ = items[0]
+        if type(a0) is tuple and len(a0) == 1:
+            out = _scan(items, f, True)
+            if out is not _MIXED:
+                return (f, True, out) if out is not None else (None, False, None)
+        out = _scan(items, f, False)
+        return (f, False, out) if out is not None else (None, False, None)
+    except Exception:
+        # Odd items (not triples, comparisons that raise): the plain path
+        # reports them as joblib would, when the batch runs.
+        return None, False, None
+
+
+_MIXED: list = []
+
+
+def _scan(
+    items: list,
+    f: Any,
+    single: bool,
+    tuple: type = tuple,
+    dict: type = dict,
+    type: type = type,
+    len: Callable[[Any], int] = len,
+) -> list | None:
+    # A plain loop: unlike C-level passes (zip, map) it allocates nothing
+    # per task, and one-argument tuples die at once, which spares the
+    # garbage collector (full collections cost more than the loop).
+    out: list = []
+    app = out.append
+    for func, a, kw in items:
+        if (
+            (func is not f and (type(func) is not MethodType or func != f))
+            or kw
+            or type(a) is not tuple
+            or type(kw) is not dict
+        ):
+            return None
+        if single:
+            if len(a) != 1:
+                return _MIXED
+            app(a[0])
+        else:
+            app(a)
+    return out
 
 
 class ParallelBackendBase(metaclass=ABCMeta):

@@ -18,7 +18,7 @@ import loky
 
 from . import _config
 from ._backend_base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
-from ._pickling import PickledResults, dumps_batch, run_pickled_batch
+from ._pickling import dumps_batch, load_results, run_pickled_batch
 
 __all__ = [
     "LokyBackend",
@@ -137,16 +137,21 @@ class _ProcessBackendMixin:
     supports_inner_max_num_threads = True
     name = "loky"
 
+    # Set once a batch of the call needed cloudpickle: the next ones go
+    # straight to it instead of trying the C pickler first.
+    _cloud = False
+
+    def start_call(self) -> None:
+        self._cloud = False
+
     def _payload(self, func: Any) -> tuple[bytes, Any]:
         session = getattr(getattr(self, "parallel", None), "_transport_session", None)
         reducer = None if session is None else session.result_reducer
-        return dumps_batch(func, session), reducer
+        payload, self._cloud = dumps_batch(func, session, self._cloud)
+        return payload, reducer
 
     def retrieve_result_callback(self, future: Any) -> Any:
-        result = future.result()
-        if type(result) is PickledResults:
-            return result.load()
-        return result
+        return load_results(future.result())
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):

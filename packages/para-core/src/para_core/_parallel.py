@@ -3,19 +3,21 @@
 Data flow of one call (everything but the workers runs in the caller)::
 
     iterable of (f, args, kwargs)
-      -> islice(batch_size)  -> BatchedCalls  -> backend.submit(batch, cb)
+      -> list(islice(it, batch_size)) -> BatchedCalls -> backend.submit(batch, cb)
                                                    |  (worker thread/process)
       cb(future) [any thread]: results = backend.retrieve_result_callback()
-                 -> deque of finished batches, condition.notify()
-      caller: wait on the condition (no polling), store results, refill the
-              pipeline up to `pre_dispatch` outstanding batches, then yield
-              results in order ("list"/"generator") or as they come
-              ("generator_unordered").
+                 -> SimpleQueue of finished batches
+      caller: block on the queue (no polling), store results, refill the
+              pipeline up to `pre_dispatch` batches in flight, then
+              list mode:  extend the output list batch by batch, in order;
+              generators: yield results in order ("generator") or as they
+                          come ("generator_unordered").
 
 The dispatching and the bookkeeping happen in the caller's thread; the
 callback only hands the finished batch over, so backends' result threads are
-never slowed by our work. For process backends a transport session (see
-``_transport``) is opened per call or per ``with`` block.
+never slowed by our work. Process backends pickle batches in a compact form
+and run them in C in the workers (see ``_pickling``); for them a transport
+session (see ``_transport``) is opened per call or per ``with`` block.
 """
 
 from __future__ import annotations
@@ -24,15 +26,22 @@ import functools
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import islice
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from loky.process_executor import TerminatedWorkerError
 
 from . import _config
-from ._backend_base import BatchedCalls, FallbackToBackend, ParallelBackendBase
+from ._backend_base import (
+    BatchedCalls,
+    FallbackToBackend,
+    ParallelBackendBase,
+    _compact_calls,
+)
 from ._backends import (
     LokyBackend,
     MultiprocessingBackend,
@@ -53,32 +62,8 @@ _RETURN_AS = ("list", "generator", "generator_unordered")
 # Upper bound of auto batches: keeps a batch's results (and the memory held
 # by an ordered generator) small while amortising dispatch costs.
 _MAX_AUTO_BATCH = 8192
-
-
-class _Delayed:
-    # A slotted object instead of functools.wraps: delayed(f) is called once
-    # per task in typical code, so it must cost next to nothing.
-    __slots__ = ("__wrapped__",)
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.__wrapped__ = function
-
-    def __call__(self, *args: Any, **kwargs: Any) -> tuple:
-        return self.__wrapped__, args, kwargs
-
-    def __getattr__(self, name: str) -> Any:
-        # __name__, __qualname__, ... of the wrapped function.
-        return getattr(self.__wrapped__, name)
-
-    @property
-    def __doc__(self) -> str | None:  # type: ignore[override]
-        return getattr(self.__wrapped__, "__doc__", None)
-
-    def __reduce__(self):
-        return (_Delayed, (self.__wrapped__,))
-
-    def __repr__(self) -> str:
-        return f"delayed({self.__wrapped__!r})"
+# Tasks taken from the input at a time while a batch is gathered.
+_CHUNK = 128
 
 
 def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
@@ -92,7 +77,7 @@ def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
     -------
     callable
         Returns the tuple ``(function, args, kwargs)`` when called; it
-        carries the wrapped function's name and ``__wrapped__``.
+        carries the wrapped function's name, docstring and ``__wrapped__``.
 
     Examples
     --------
@@ -100,18 +85,38 @@ def delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
     >>> delayed(pow)(2, 5)
     (<built-in function pow>, (2, 5), {})
     """
-    # Re-use the wrapper of recently seen functions: ``delayed(f)(x)`` runs
-    # once per task, so skipping the allocation matters.
-    wrapper = _DELAYED_CACHE.get(id(function))
-    if wrapper is not None and wrapper.__wrapped__ is function:
-        return wrapper
-    if len(_DELAYED_CACHE) >= 128:
-        _DELAYED_CACHE.clear()
-    wrapper = _DELAYED_CACHE[id(function)] = _Delayed(function)
-    return wrapper
+    # ``delayed(f)(x)`` runs once per task: the wrapper of the last function
+    # is kept (one tuple, read atomically), the rest is a plain closure call.
+    last = _LAST_DELAYED
+    if last[0] is function:
+        return last[1]
+    return _new_delayed(function)
 
 
-_DELAYED_CACHE: dict[int, _Delayed] = {}
+def _new_delayed(function: Callable[..., Any]) -> Callable[..., tuple]:
+    global _LAST_DELAYED
+
+    def delayed_function(*args: Any, **kwargs: Any) -> tuple:
+        return function, args, kwargs
+
+    try:
+        functools.update_wrapper(delayed_function, function)
+    except (AttributeError, TypeError):  # pragma: no cover - exotic callables
+        delayed_function.__wrapped__ = function  # type: ignore[attr-defined]
+    if type(function) in _CACHED_TYPES:
+        _LAST_DELAYED = (function, delayed_function)
+    return delayed_function
+
+
+def _forget_delayed() -> None:
+    """Drop the cached wrapper (and the reference to its function)."""
+    global _LAST_DELAYED
+    _LAST_DELAYED = (None, None)
+
+
+# Bound methods are new objects at each ``obj.method`` and would never hit.
+_CACHED_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+_LAST_DELAYED: tuple[Any, Any] = (None, None)
 
 
 class Parallel:
@@ -345,14 +350,15 @@ class Parallel:
                     "or create another Parallel instance."
                 )
             self._running = True
-        gen = _Call(self, iterable).run()
+        call = _Call(self, iterable)
+        if self.return_as == "list":
+            return call.run_list()
+        gen = call.run()
         try:
-            next(gen)  # dispatch the first batches now, like joblib
+            next(gen)  # set up and dispatch the first batches now, like joblib
         except BaseException:
             self._running = False
             raise
-        if self.return_as == "list":
-            return list(gen)
         return gen
 
 
@@ -361,14 +367,20 @@ def _ignore(*_args: Any) -> None:
 
 
 class _Call:
-    """State of one ``Parallel.__call__``; ``run`` is the result generator."""
+    """State of one ``Parallel.__call__``.
+
+    ``run_list`` collects every result (list mode); ``run`` is the result
+    generator of the two generator modes. Finished batches arrive through a
+    ``SimpleQueue`` filled by the backends' callbacks.
+    """
 
     def __init__(self, parallel: Parallel, iterable: Iterable[tuple]) -> None:
         self.p = parallel
         self.iterable = iterable
         self.ordered = parallel.return_as != "generator_unordered"
-        self.cond = threading.Condition(threading.Lock())
-        self.finished: deque = deque()
+        # List mode keeps every result anyway: no backlog bound there.
+        self.bounded = parallel.return_as != "list"
+        self.finished: SimpleQueue = SimpleQueue()
         self.inflight: dict[int, tuple[BatchedCalls, Any, float]] = {}
         self.ready: dict[int, list] = {}
         self.ready_fifo: deque = deque()
@@ -377,7 +389,9 @@ class _Call:
         self.n_completed = 0
         self.next_yield = 0
         self.iterating = True
+        self.pending: list | None = None
         self.reporters: list[Any] = []
+        self.reporting = False
         self.waiting_since: dict[int, float] = {}
 
     # caller-side setup -----------------------------------------------------
@@ -398,6 +412,10 @@ class _Call:
             self.limit = max(int(value), 1)
         else:
             self.limit = max(int(pre), 1)
+        # Ordered generators may hold finished batches until the consumer
+        # reaches them: up to `limit` of those on top of `limit` in flight,
+        # so one slow batch does not leave the workers idle.
+        self.backlog_limit = self.limit * 2 if self.limit < sys.maxsize else self.limit
         self.it = iter(self.iterable)
         if pre == "all" and not self.sequential:
             tasks = list(self.it)
@@ -415,12 +433,14 @@ class _Call:
                 "concurrent workers."
             )
             self.nested = backend.get_nested_backend()
+            self.callbacks = backend.supports_retrieve_callback
         # Subclasses overriding print_progress (a common tqdm recipe) get
         # joblib's counters before each call of it.
         self.custom_progress = type(p).print_progress is not Parallel.print_progress
         if self.custom_progress:
             p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
             p.n_tasks = self.n_tasks
+        self.reporting = bool(self.reporters) or self.custom_progress
         backend.start_call()
 
     def _report(self) -> None:
@@ -447,30 +467,67 @@ class _Call:
             return max(1, min(_MAX_AUTO_BATCH, -(-self.n_tasks // (4 * self.n_jobs))))
         size = min(self.backend.compute_batch_size(), _MAX_AUTO_BATCH)
         if self.n_tasks is not None:
+            # End of a call of known length: smaller batches, so that every
+            # worker finishes at about the same time.
             left = self.n_tasks - self.n_dispatched
             size = min(size, max(1, left // (2 * self.n_jobs)))
         return max(size, 1)
 
     def _fill(self) -> None:
-        outstanding = len(self.inflight) + (
-            len(self.ready) if self.ordered else len(self.ready_fifo)
-        )
-        while self.iterating and outstanding < self.limit:
-            items = list(islice(self.it, self._next_batch_size()))
-            if not items:
+        inflight = self.inflight
+        limit = self.limit
+        backlog: Any = ()
+        if self.bounded:
+            backlog = self.ready if self.ordered else self.ready_fifo
+        while (
+            self.iterating
+            and len(inflight) < limit
+            and len(inflight) + len(backlog) < self.backlog_limit
+        ):
+            batch = self._next_batch(self._next_batch_size())
+            if batch is None:
                 self.iterating = False
                 break
-            self._submit(items)
-            outstanding += 1
+            self._submit(batch)
 
-    def _submit(self, items: list) -> None:
+    def _next_batch(self, size: int) -> BatchedCalls | None:
+        """Take up to ``size`` tasks from the input, in chunks of ``_CHUNK``.
+
+        Chunks calling the same function without kwargs are kept as its
+        argument tuples only: the ``(f, args, kwargs)`` triples die young,
+        which spares the garbage collector's older generations (full
+        collections otherwise cost a third of the dispatch time).
+        """
+        it, first = self.it, self.n_dispatched
+        chunk, self.pending = self.pending, None
+        if chunk is None:
+            chunk = list(islice(it, min(size, _CHUNK)))
+            if not chunk:
+                return None
+        func, single, args = _compact_calls(chunk)
+        if args is None:
+            if len(chunk) < size:
+                chunk += islice(it, size - len(chunk))
+            return BatchedCalls(chunk, self.nested, first)
+        del chunk
+        while len(args) < size:
+            chunk = list(islice(it, min(size - len(args), _CHUNK)))
+            if not chunk:
+                break
+            f, s, more = _compact_calls(chunk)
+            if more is None or s is not single or f is not func:
+                self.pending = chunk  # starts the next batch
+                break
+            args += more
+        return BatchedCalls._from_args(func, args, single, self.nested, first)
+
+    def _submit(self, batch: BatchedCalls) -> None:
         index = self.n_batches
-        batch = BatchedCalls(items, self.nested, self.n_dispatched)
         self.n_batches += 1
-        self.n_dispatched += len(items)
+        self.n_dispatched += len(batch)
         start = time.monotonic()
         self.inflight[index] = (batch, None, start)
-        if self.backend.supports_retrieve_callback:
+        if self.callbacks:
             callback = functools.partial(self._done, index)
         else:
             callback = _ignore
@@ -484,57 +541,65 @@ class _Call:
             result, ok = self.backend.retrieve_result_callback(out), True
         except BaseException as exc:
             result, ok = exc, False
-        end = time.monotonic()
-        with self.cond:
-            self.finished.append((index, ok, result, end))
-            self.cond.notify()
+        self.finished.put((index, ok, result, time.monotonic()))
 
     def _wait(self) -> None:
+        """Block until at least one batch finished, then take in every one."""
+        if not self.callbacks:
+            self._take(self._poll_oldest(self.p.timeout))
+            return
+        finished = self.finished
         timeout = self.p.timeout
-        if not self.backend.supports_retrieve_callback:
-            self._poll_oldest(timeout)
-        with self.cond:
-            while not self.finished:
-                delay = None
-                if timeout is not None and self.inflight:
-                    # As joblib: the clock of a batch starts when the caller
-                    # begins to wait for it (queued batches do not age).
-                    oldest = next(iter(self.inflight))
-                    since = self.waiting_since.get(oldest)
-                    if since is None:
-                        since = self.waiting_since[oldest] = time.monotonic()
-                    delay = since + timeout - time.monotonic()
-                    if delay <= 0:
-                        raise TimeoutError(
-                            f"A task of this Parallel call took more than "
-                            f"timeout={timeout}s to complete."
-                        )
-                self.cond.wait(delay)
-            done = list(self.finished)
-            self.finished.clear()
-        for index, ok, result, end in done:
-            batch, _future, start = self.inflight.pop(index)
+        if timeout is None:
+            done = finished.get()
+        else:
+            while True:
+                # As joblib: the clock of a batch starts when the caller
+                # begins to wait for it (queued batches do not age).
+                oldest = next(iter(self.inflight))
+                since = self.waiting_since.get(oldest)
+                if since is None:
+                    since = self.waiting_since[oldest] = time.monotonic()
+                delay = since + timeout - time.monotonic()
+                if delay <= 0:
+                    raise TimeoutError(
+                        f"A task of this Parallel call took more than "
+                        f"timeout={timeout}s to complete."
+                    )
+                try:
+                    done = finished.get(timeout=delay)
+                    break
+                except Empty:
+                    continue
+        self._take(done)
+        while not finished.empty():
+            self._take(finished.get())
+
+    def _take(self, done: tuple) -> None:
+        index, ok, result, end = done
+        batch, _future, start = self.inflight.pop(index)
+        if self.waiting_since:
             self.waiting_since.pop(index, None)
-            if not ok:
-                self._raise(batch, result)
-            self.backend.batch_completed(len(batch), end - start)
-            self.n_completed += len(batch)
-            if self.ordered:
-                self.ready[index] = result
-            else:
-                self.ready_fifo.append(result)
+        if not ok:
+            self._raise(batch, result)
+        n = len(batch)
+        self.backend.batch_completed(n, end - start)
+        self.n_completed += n
+        if self.ordered:
+            self.ready[index] = result
+        else:
+            self.ready_fifo.append(result)
+        if self.reporting:
             self._report()
 
-    def _poll_oldest(self, timeout: float | None) -> None:
+    def _poll_oldest(self, timeout: float | None) -> tuple:
         # Backends without callbacks: block on the oldest batch's result.
         index, (_batch, future, _start) = next(iter(self.inflight.items()))
         try:
             result, ok = self.backend.retrieve_result(future, timeout), True
         except BaseException as exc:
             result, ok = exc, False
-        with self.cond:
-            if all(item[0] != index for item in self.finished):
-                self.finished.append((index, ok, result, time.monotonic()))
+        return index, ok, result, time.monotonic()
 
     def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
         if isinstance(exc, TerminatedWorkerError) and not isinstance(
@@ -546,33 +611,88 @@ class _Call:
             ) from exc
         raise exc
 
-    # cancellation -------------------------------------------------------------
-    def _abort(self, kill: bool) -> None:
+    # cancellation and clean-up ---------------------------------------------------
+    def _abort(self, exc: BaseException) -> None:
+        kill = not isinstance(exc, Exception) or isinstance(
+            exc, (TimeoutError, TerminatedWorkerError)
+        )
+        if isinstance(exc, GeneratorExit):
+            kill = False
+        if self.sequential or not hasattr(self, "backend"):
+            return
         self.iterating = False
         for _batch, future, _start in list(self.inflight.values()):
             cancel = getattr(future, "cancel", None)
             if cancel is not None:
                 cancel()
-        if (
-            kill or not isinstance(self.backend, _ProcessBackendMixin)
-        ) and not self.sequential:
+        if kill or not isinstance(self.backend, _ProcessBackendMixin):
             self.backend.abort_everything(ensure_ready=self.p._in_context)
 
+    def _cleanup(self) -> None:
+        p = self.p
+        for r in self.reporters:
+            if hasattr(r, "close"):
+                r.close()
+        try:
+            if hasattr(self, "backend"):
+                self.backend.stop_call()
+                if p._transport_session is not None:
+                    p._transport_session.end_call()
+        finally:
+            _forget_delayed()
+            if not p._in_context:
+                p._terminate()
+            p._running = False
+
+    # the three ways of handing results over ---------------------------------------
     def _run_sequential(self):
         for func, args, kwargs in self.it:
             self.n_dispatched += 1
             self.n_batches += 1
             result = func(*args, **kwargs)
             self.n_completed += 1
-            if self.reporters or self.custom_progress:
+            if self.reporting:
                 self._report()
             yield result
         self.iterating = False
 
-    def run(self):
-        p = self.p
+    def run_list(self) -> list:
         try:
             self._setup()
+            if self.sequential:
+                out = list(self._run_sequential())
+            else:
+                with self.backend.retrieval_context():
+                    out = self._collect()
+            for r in self.reporters:
+                r.finish(self.n_completed)
+            return out
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        finally:
+            self._cleanup()
+
+    def _collect(self) -> list:
+        # Results are appended batch by batch in input order (C-level extend).
+        out: list = []
+        ready = self.ready
+        while True:
+            self._fill()
+            if not self.inflight:
+                if not self.iterating:
+                    return out
+                continue
+            self._wait()
+            while self.next_yield in ready:
+                out += ready.pop(self.next_yield)
+                self.next_yield += 1
+
+    def run(self):
+        try:
+            self._setup()
+            if not self.sequential:
+                self._fill()
             yield None  # primed by __call__
             if self.sequential:
                 yield from self._run_sequential()
@@ -582,44 +702,28 @@ class _Call:
             for r in self.reporters:
                 r.finish(self.n_completed)
         except BaseException as exc:
-            kill = not isinstance(exc, Exception) or isinstance(
-                exc, (TimeoutError, TerminatedWorkerError)
-            )
-            if isinstance(exc, GeneratorExit):
-                kill = False
-            if not self.sequential and hasattr(self, "backend"):
-                self._abort(kill)
+            self._abort(exc)
             raise
         finally:
-            for r in self.reporters:
-                if hasattr(r, "close"):
-                    r.close()
-            try:
-                if hasattr(self, "backend"):
-                    self.backend.stop_call()
-                    if p._transport_session is not None:
-                        p._transport_session.end_call()
-            finally:
-                if not p._in_context:
-                    p._terminate()
-                p._running = False
+            self._cleanup()
 
     def _run_parallel(self):
-        self._fill()
+        ordered = self.ordered
+        ready, ready_fifo = self.ready, self.ready_fifo
         while True:
-            if self.ordered:
-                results = self.ready.pop(self.next_yield, None)
+            if ordered:
+                results = ready.pop(self.next_yield, None)
                 if results is not None:
                     self.next_yield += 1
-                    self._fill()
-                    yield from results
-                    continue
-            elif self.ready_fifo:
-                results = self.ready_fifo.popleft()
+            else:
+                results = ready_fifo.popleft() if ready_fifo else None
+            if results is not None:
                 self._fill()
                 yield from results
+                del results  # released as soon as the batch is consumed
                 continue
+            self._fill()
             if not self.inflight and not self.iterating:
                 return
-            self._wait()
-            self._fill()
+            if self.inflight:
+                self._wait()

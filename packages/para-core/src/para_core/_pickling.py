@@ -1,10 +1,20 @@
 """Pickling of task batches in the caller and of results in the workers.
 
-Batches are pickled once, in the caller, with cloudpickle's C-accelerated
-pickler (functions importable by reference cost one memo entry per batch);
-the worker receives plain bytes. A transport session, when present, sees
-every object first (``reduce_task_object``) and may reduce results in the
-worker (``result_reducer``).
+Caller side, per batch::
+
+    BatchedCalls --> ("map", f, [x, ...])         one function, one argument
+                     ("star", f, [args, ...])     one function, no kwargs
+                     ("calls", None, items)        anything else
+        -- dumps(): C pickler; cloudpickle when the C pickler fails or refers
+           to __main__ (objects only cloudpickle can send by value) --> bytes
+
+Worker side (``run_pickled_batch``): loads, run the batch in C (``map``,
+``itertools.starmap``) or in a plain loop, pickle the result list the same
+way, return bytes. The caller unpickles them in ``load_results``.
+
+A transport session, when present, sees every object first
+(``reduce_task_object``, as ``reducer_override`` of either pickler) and may
+reduce results in the worker (``result_reducer``).
 """
 
 from __future__ import annotations
@@ -12,11 +22,27 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Callable
+from itertools import starmap
 from typing import Any
 
 import cloudpickle
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
+from ._backend_base import BatchedCalls, _compact_calls
+
+_PROTOCOL = 5
+# A reference to these modules would resolve to another module in the
+# process that loads the pickle: cloudpickle sends their objects by value.
+_MAIN_NAMES = (b"__main__", b"__mp_main__")
+
+
+class _CPickler(pickle.Pickler):
+    """The C pickler, with the transport session's reducer in front."""
+
+    def __init__(self, file: Any, reduce_first: Callable[[Any], Any]) -> None:
+        # An instance attribute: the C pickler calls it without a Python frame
+        # of ours in between.
+        self.reducer_override = reduce_first
+        super().__init__(file, protocol=_PROTOCOL)
 
 
 class _SessionPickler(cloudpickle.Pickler):
@@ -33,7 +59,29 @@ class _SessionPickler(cloudpickle.Pickler):
         return rv
 
 
-def _dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
+def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes | None:
+    """Bytes of the C pickler, or None when only cloudpickle can do it right."""
+    if cloudpickle.list_registry_pickle_by_value():
+        return None
+    try:
+        if reduce_first is None:
+            data = pickle.dumps(obj, _PROTOCOL)
+        else:
+            buf = io.BytesIO()
+            _CPickler(buf, reduce_first).dump(obj)
+            data = buf.getvalue()
+    except Exception:
+        # Lambdas, local functions and classes, modules, ...: by value.
+        return None
+    # The C pickler refers to __main__ objects by name; the other process
+    # has another __main__. A false hit (a string in the data) only costs
+    # the slower pickler.
+    if _MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data:
+        return None
+    return data
+
+
+def _cloud_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
     buf = io.BytesIO()
     if reduce_first is None:
         cloudpickle.Pickler(buf, protocol=_PROTOCOL).dump(obj)
@@ -42,8 +90,15 @@ def _dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
     return buf.getvalue()
 
 
+def _dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
+    data = _c_dump(obj, reduce_first)
+    return _cloud_dump(obj, reduce_first) if data is None else data
+
+
 def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
     """Name the first function or argument of ``batch`` that does not pickle."""
+    if type(batch) is not BatchedCalls:
+        return repr(batch)
     for pos, (func, args, kwargs) in enumerate(batch.items):
         task = f"task #{batch.first_index + pos}"
         parts = [("the function", func)]
@@ -51,7 +106,7 @@ def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
         parts += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
         for label, value in parts:
             try:
-                _dump(value, reduce_first)
+                _cloud_dump(value, reduce_first)
             except Exception as exc:
                 return (
                     f"{label} of {task}, {value!r}, cannot be pickled "
@@ -60,11 +115,33 @@ def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
     return "an object of the batch"
 
 
-def dumps_batch(batch: Any, session: Any = None) -> bytes:
-    """Pickle ``batch`` for a worker; PicklingError names what failed."""
+def dumps_batch(
+    batch: Any, session: Any = None, cloud: bool = False
+) -> tuple[bytes, bool]:
+    """Pickle ``batch`` (a BatchedCalls) for ``run_pickled_batch``.
+
+    Returns the bytes and whether cloudpickle was needed; ``cloud=True``
+    goes to cloudpickle at once (a previous batch of the call needed it).
+    PicklingError names the function or argument that failed.
+    """
     reduce_first = None if session is None else session.reduce_task_object
+    if type(batch) is BatchedCalls:
+        func, single, args = batch._func, batch._single, batch._args
+        if args is None:
+            func, single, args = _compact_calls(batch._items)
+        if args is None:
+            kind, func, args = "calls", None, batch._items
+        else:
+            kind = "map" if single else "star"
+        payload = (kind, func, args, batch._backend, batch._n_jobs)
+    else:
+        # Any other argument-less callable (backend API used directly).
+        payload = ("call", batch, None, None, None)
     try:
-        return _dump(batch, reduce_first)
+        out = None if cloud else _c_dump(payload, reduce_first)
+        if out is None:
+            return _cloud_dump(payload, reduce_first), True
+        return out, False
     except Exception as exc:
         culprit = _find_culprit(batch, reduce_first)
         raise pickle.PicklingError(
@@ -74,27 +151,37 @@ def dumps_batch(batch: Any, session: Any = None) -> bytes:
         ) from exc
 
 
-class PickledResults:
-    """Results pickled in the worker by the transport's result reducer."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __reduce__(self):
-        return (PickledResults, (self.data,))
-
-    def load(self) -> list:
-        return pickle.loads(self.data)
+def _run(kind: str, func: Any, data: Any) -> Any:
+    if kind == "map":
+        return list(map(func, data))
+    if kind == "star":
+        return list(starmap(func, data))
+    if kind == "calls":
+        return [f(*a, **kw) for f, a, kw in data]
+    return func()
 
 
-def run_pickled_batch(payload: bytes, result_reducer: Any = None) -> Any:
-    """Worker side: unpickle a batch, run it, return (maybe pickled) results."""
-    results = pickle.loads(payload)()
-    if result_reducer is None:
-        return results
-    return PickledResults(_dump(results, result_reducer))
+def run_pickled_batch(payload: bytes, result_reducer: Any = None) -> bytes:
+    """Worker side: unpickle a batch, run it, return its pickled results.
+
+    Results travel as bytes pickled here (C pickler first), not by loky's
+    cloudpickle-based result pickler: cheaper, and the same for every backend.
+    """
+    kind, func, data, backend, n_jobs = pickle.loads(payload)
+    if backend is None:
+        results = _run(kind, func, data)
+    else:
+        from ._config import _nested_scope
+
+        with _nested_scope(backend, n_jobs):
+            results = _run(kind, func, data)
+    del data
+    return _dump(results, result_reducer)
+
+
+def load_results(data: bytes) -> list:
+    """Caller side: the result list of a batch run by ``run_pickled_batch``."""
+    return pickle.loads(data)
 
 
 class _CloudFunction:
