@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 import pytest
+from _memmap_waits import wait_until_gone
 
 PREFIX = "para-memmap-"
 
@@ -20,16 +20,6 @@ def _ours() -> set[str]:
             continue
         found.update(os.path.join(folder, n) for n in names if n.startswith(PREFIX))
     return found
-
-
-def wait_until_gone(paths: set[str], timeout: float = 5.0) -> set[str]:
-    """Wait up to ``timeout`` seconds for ``paths`` to disappear; return the rest."""
-    deadline = time.monotonic() + timeout
-    left = {p for p in paths if os.path.exists(p)}
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = {p for p in left if os.path.exists(p)}
-    return left
 
 
 @pytest.fixture(autouse=True)

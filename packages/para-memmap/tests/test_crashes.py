@@ -14,7 +14,7 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import wait_until_gone
+from _memmap_waits import wait_until_gone
 
 import para_memmap
 from para_core import Parallel, delayed
