@@ -306,3 +306,16 @@ def test_corrupt_error_is_public_and_documented():
     assert issubclass(para_persist.CorruptFileError, ValueError)
     assert issubclass(para_persist.UnsafeLoadError, pickle.UnpicklingError)
     assert para_persist.CorruptFileError.__doc__
+
+
+def test_object_array_state_shorter_than_shape_is_refused(folder):
+    np = pytest.importorskip("numpy")
+    # numpy itself crashes on this state; load must refuse it first.
+    arr = np.array([1, 2], dtype=object)
+    data = pickle.dumps(arr, protocol=2)
+    bad = data.replace(b"K\x02\x85", b"K\x05\x85", 1)
+    assert bad != data
+    (folder / "o.pkl").write_bytes(bad)
+    for trusted in (True, False):
+        with pytest.raises(CorruptFileError, match="object array of 5 items"):
+            load(folder / "o.pkl", trusted=trusted)

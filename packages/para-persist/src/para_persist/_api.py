@@ -235,6 +235,23 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
         pos = off + length
     if table_start - sum(n for _, n in segments) != struct_len:
         raise CorruptFileError("damaged para-persist index")
+    if table_start - struct_len - small_len <= _SMALL_BLOCK:
+        # No big block: one read, then slices in memory.
+        whole = bytearray(table_start)
+        f.seek(0)
+        if f.readinto(whole) != table_start:
+            raise CorruptFileError("file truncated")
+        view, pieces, pos = memoryview(whole), [], 0
+        for off, length in segments:
+            pieces.append(view[pos:off])
+            pos = off + length
+        pieces.append(view[pos:])
+        data = bytearray().join(pieces)
+        if zlib.crc32(table, zlib.crc32(data)) != crc:
+            raise CorruptFileError("checksum mismatch: the file is damaged")
+        ctx.segments = segments
+        ctx.small = (whole, {off: off for off, _ in segments})
+        return data
     data = bytearray(struct_len)
     small = bytearray(small_len)
     view, small_view = memoryview(data), memoryview(small)
@@ -321,7 +338,7 @@ def _zstd_content_size(f: Any) -> int:
 def _load_compressed(dec: Any, ctx: _Ctx, size: int) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
-    if para and 0 < size <= _IN_MEMORY:
+    if para and 0 < size <= _IN_MEMORY and not ctx.safe:
         # Small para stream of known size: decompress it in memory, check
         # its index, run the C unpickler; big arrays are views of the buffer,
         # so memory stays about the size of the data.
@@ -387,7 +404,10 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             return _load_compressed(dec, ctx, size)
         finally:
             dec.close()
-    if is_path and head.startswith(HEAD):
+    if is_path and head.startswith(HEAD) and not ctx.safe:
+        # The C unpickler cannot check what numpy is handed; the checksum
+        # guards against damage but not against a crafted file, so safe
+        # loads take the stream unpickler, which checks array states.
         return _fast_load(f, os.fstat(f.fileno()).st_size, ctx)
     try:
         ctx.file_size = os.fstat(f.fileno()).st_size

@@ -114,6 +114,9 @@ class ZNDArrayWrapper(NDArrayWrapper):
 
 
 def _np() -> Any:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        return np
     try:
         import numpy
     except ImportError:
@@ -240,10 +243,13 @@ def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
             f"array block at offset {offset} has {length} bytes, "
             f"metadata says {nbytes} (+ padding)"
         )
-    flat = np.empty(math.prod(shape), dtype=dtype)
-    begin = start + 1 + pad
-    flat.view(np.uint8)[:] = np.frombuffer(small, np.uint8, nbytes, begin)
-    return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+    count = nbytes // dtype.itemsize if dtype.itemsize else 0
+    flat = np.frombuffer(small, dtype, count, start + 1 + pad).copy()
+    arr = flat.reshape(shape, order=order)
+    subclass = w.subclass
+    if subclass is np.ndarray and (dtype.isnative or not ctx.native):
+        return arr
+    return _finish(np, arr, subclass, ctx.native)
 
 
 def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:

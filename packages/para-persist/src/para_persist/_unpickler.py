@@ -215,6 +215,29 @@ def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
     return obj
 
 
+def _check_array_state(np: Any, state: tuple) -> None:
+    """Refuse ndarray states that make numpy read out of bounds.
+
+    ``ndarray.__setstate__`` trusts the length of an object array's item
+    list (numpy 2.4 crashes on a short one), so it is checked here first.
+    """
+    if len(state) not in (4, 5):
+        raise CorruptFileError("bad ndarray state")
+    shape, dtype, data = state[-4], state[-3], state[-1]
+    if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple):
+        raise CorruptFileError("bad ndarray state")
+    count = 1
+    for n in shape:
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise CorruptFileError(f"bad ndarray shape {shape!r}")
+        count *= int(n)
+    if dtype.hasobject and (not isinstance(data, list) or len(data) != count):
+        raise CorruptFileError(
+            f"object array of {count} items stored with "
+            f"{len(data) if isinstance(data, list) else type(data).__name__} items"
+        )
+
+
 def _refuse_persistent(pid: Any) -> Any:
     raise pickle.UnpicklingError(f"persistent id {pid!r} is not supported")
 
@@ -249,6 +272,11 @@ class _StreamUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         return _refuse_persistent(pid)
 
     def load_build(self) -> None:
+        stack = self.stack
+        if len(stack) >= 2 and type(stack[-1]) is tuple:
+            np = sys.modules.get("numpy")
+            if np is not None and isinstance(stack[-2], np.ndarray):
+                _check_array_state(np, stack[-1])
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
         top = self.stack[-1]
         if isinstance(top, (NumpyArrayWrapper, NDArrayWrapper)):
