@@ -61,7 +61,10 @@ _BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
 # Upper bound of auto batches: keeps a batch's results (and the memory held
 # by an ordered generator) small while amortising dispatch costs.
-_MAX_AUTO_BATCH = 8192
+_MAX_AUTO_BATCH = 32768
+# Generators hold up to 2 * pre_dispatch batches of results: when results
+# are large, auto batches are cut to about this many pickled bytes.
+_MAX_BATCH_RESULT_BYTES = 8 << 20
 # Tasks taken from the input at a time while a batch is gathered.
 _CHUNK = 128
 
@@ -393,6 +396,8 @@ class _Call:
         self.reporters: list[Any] = []
         self.reporting = False
         self.waiting_since: dict[int, float] = {}
+        self.sized = False
+        self.result_bytes = 0.0  # largest pickled size of a result seen
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -434,6 +439,12 @@ class _Call:
             )
             self.nested = backend.get_nested_backend()
             self.callbacks = backend.supports_retrieve_callback
+            # Our process backends also tell the pickled size of results.
+            self.sized = (
+                isinstance(backend, _ProcessBackendMixin)
+                and type(backend).retrieve_result_callback
+                is _ProcessBackendMixin.retrieve_result_callback
+            )
         # Subclasses overriding print_progress (a common tqdm recipe) get
         # joblib's counters before each call of it.
         self.custom_progress = type(p).print_progress is not Parallel.print_progress
@@ -466,6 +477,8 @@ class _Call:
             # could be timed; aim at a few batches per worker.
             return max(1, min(_MAX_AUTO_BATCH, -(-self.n_tasks // (4 * self.n_jobs))))
         size = min(self.backend.compute_batch_size(), _MAX_AUTO_BATCH)
+        if self.bounded and self.result_bytes:
+            size = min(size, int(_MAX_BATCH_RESULT_BYTES / self.result_bytes))
         if self.n_tasks is not None:
             # End of a call of known length: smaller batches, so that every
             # worker finishes at about the same time.
@@ -537,11 +550,16 @@ class _Call:
 
     def _done(self, index: int, out: Any) -> None:
         # Runs in the backend's thread: hand over, nothing more.
+        nbytes = 0
         try:
-            result, ok = self.backend.retrieve_result_callback(out), True
+            if self.sized:
+                result, nbytes = self.backend._retrieve_sized(out)
+            else:
+                result = self.backend.retrieve_result_callback(out)
+            ok = True
         except BaseException as exc:
             result, ok = exc, False
-        self.finished.put((index, ok, result, time.monotonic()))
+        self.finished.put((index, ok, result, time.monotonic(), nbytes))
 
     def _wait(self) -> None:
         """Block until at least one batch finished, then take in every one."""
@@ -576,13 +594,15 @@ class _Call:
             self._take(finished.get())
 
     def _take(self, done: tuple) -> None:
-        index, ok, result, end = done
+        index, ok, result, end, nbytes = done
         batch, _future, start = self.inflight.pop(index)
         if self.waiting_since:
             self.waiting_since.pop(index, None)
         if not ok:
             self._raise(batch, result)
         n = len(batch)
+        if nbytes and n:
+            self.result_bytes = max(self.result_bytes, nbytes / n)
         self.backend.batch_completed(n, end - start)
         self.n_completed += n
         if self.ordered:
@@ -599,7 +619,7 @@ class _Call:
             result, ok = self.backend.retrieve_result(future, timeout), True
         except BaseException as exc:
             result, ok = exc, False
-        return index, ok, result, time.monotonic()
+        return index, ok, result, time.monotonic(), 0
 
     def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
         if isinstance(exc, TerminatedWorkerError) and not isinstance(
