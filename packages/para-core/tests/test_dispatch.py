@@ -1,0 +1,137 @@
+"""The compact dispatch path: batch forms, picklers and result sizes."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from _helpers import identity, square
+
+from para_core import BatchedCalls, Parallel, delayed
+from para_core._backend_base import _compact_calls
+from para_core._pickling import dumps_batch, load_results, run_pickled_batch
+
+
+def add(a, b=0):
+    return a + b
+
+
+class Box:
+    def __init__(self, k):
+        self.k = k
+
+    def times(self, x):
+        return self.k * x
+
+
+def test_compact_forms():
+    f, single, args = _compact_calls([delayed(square)(i) for i in range(5)])
+    assert (f, single, args) == (square, True, [0, 1, 2, 3, 4])
+    f, single, args = _compact_calls([delayed(add)(i, i) for i in range(3)])
+    assert (f, single, args) == (add, False, [(0, 0), (1, 1), (2, 2)])
+    # Mixed arities keep the tuples.
+    f, single, args = _compact_calls([delayed(add)(1), delayed(add)(1, 2)])
+    assert (f, single, args) == (add, False, [(1,), (1, 2)])
+    # Bound methods are new objects at each attribute access but equal.
+    box = Box(3)
+    f, single, args = _compact_calls([delayed(box.times)(i) for i in range(3)])
+    assert f == box.times and single and args == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [delayed(square)(1), delayed(identity)(2)],  # two functions
+        [delayed(add)(1, b=2), delayed(add)(3)],  # kwargs
+        [(square, [1], {})],  # args not a tuple
+        [(square, (1,), None)],  # kwargs not a dict
+        [(square, (1,), {}, "extra")],  # not a triple
+        [(square, (1,))],
+        [42],
+    ],
+)
+def test_compact_refuses_what_it_cannot_keep_exact(items):
+    assert _compact_calls(items) == (None, False, None)
+
+
+def test_generator_args_are_not_consumed_by_the_checks():
+    # f(*args) with an iterator as args: the scan must not touch it.
+    items = [(add, iter((1, 2)), {})]
+    assert _compact_calls(items) == (None, False, None)
+    assert BatchedCalls(items)() == [3]
+
+
+def test_compact_batch_items_round_trip():
+    batch = BatchedCalls._from_args(square, [1, 2], True)
+    assert len(batch) == 2
+    assert batch() == [1, 4]
+    assert batch.items == [(square, (1,), {}), (square, (2,), {})]
+    assert "tasks #0-#1 (calls of square)" in batch.describe()
+    clone = pickle.loads(pickle.dumps(batch))
+    assert clone() == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        BatchedCalls([delayed(square)(i) for i in range(4)]),
+        BatchedCalls([delayed(add)(i, b=1) for i in range(4)]),
+        BatchedCalls._from_args(add, [(i, 1) for i in range(4)], False),
+    ],
+)
+def test_pickled_batches_run_the_same(batch):
+    payload, cloud = dumps_batch(batch)
+    assert not cloud  # importable functions and ints: the C pickler suffices
+    assert load_results(run_pickled_batch(payload)) == batch()
+
+
+def test_interactive_functions_go_through_cloudpickle():
+    offset = 5
+    batch = BatchedCalls([delayed(lambda x: x + offset)(i) for i in range(3)])
+    payload, cloud = dumps_batch(batch)
+    assert cloud
+    assert load_results(run_pickled_batch(payload)) == [5, 6, 7]
+    # Later batches of the call skip the C pickler, with the same result.
+    payload, cloud = dumps_batch(batch, cloud=True)
+    assert cloud and load_results(run_pickled_batch(payload)) == [5, 6, 7]
+
+
+def test_unpicklable_argument_is_named():
+    import threading
+
+    batch = BatchedCalls([delayed(identity)(1), delayed(identity)(threading.Lock())])
+    with pytest.raises(pickle.PicklingError, match="argument 0 of task #1"):
+        dumps_batch(batch)
+
+
+@pytest.mark.parametrize("return_as", ["list", "generator", "generator_unordered"])
+def test_mixed_tasks_in_one_call(return_as):
+    box = Box(2)
+    tasks = []
+    for i in range(300):
+        if i % 7 == 0:
+            tasks.append(delayed(add)(i, b=1))
+        elif i % 11 == 0:
+            tasks.append(delayed(box.times)(i))
+        else:
+            tasks.append(delayed(square)(i))
+    expected = [f(*a, **kw) for f, a, kw in tasks]
+    out = Parallel(n_jobs=2, return_as=return_as, batch_size="auto")(iter(tasks))
+    out = list(out)
+    if return_as == "generator_unordered":
+        assert sorted(out) == sorted(expected)
+    else:
+        assert out == expected
+
+
+def test_large_results_make_smaller_batches_in_generators():
+    # 100 KB results: the generator keeps batches near 8 MB of results.
+    gen = Parallel(n_jobs=2, return_as="generator")(
+        delayed(bytes)(100_000) for _ in range(3000)
+    )
+    call = gen.gi_frame.f_locals["self"]
+    sizes = []
+    for _ in gen:
+        sizes.append(max((len(b) for b, _f, _s in call.inflight.values()), default=0))
+    assert call.result_bytes >= 100_000
+    assert max(sizes) <= 8 * 2**20 // 100_000 + 1
