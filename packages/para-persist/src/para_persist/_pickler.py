@@ -45,7 +45,7 @@ SEGMENT = struct.Struct("<QQ")
 # The C pickler streams in-band buffers of at least its frame size target
 # (64 KiB) directly to ``write``; smaller arrays stay in the pickle.
 RAW_MIN_BYTES = 64 * 1024
-_SLICE = 1024**2  # piece size of big arrays fed to compressors
+_SLICE = 16 * 1024**2  # piece size of big arrays fed to compressors
 # Items per byte-shuffled block; the reader needs one block of scratch space.
 SHUFFLE_ITEMS = 1 << 16
 # Smaller arrays are not worth the sampling; the sample decides the others.
