@@ -3,7 +3,8 @@
 Data flow of one call (everything but the workers runs in the caller)::
 
     iterable of (f, args, kwargs)
-      -> list(islice(it, batch_size)) -> BatchedCalls -> backend.submit(batch, cb)
+      -> chunks of 128 (islice), kept as (f, [args]) when they allow it
+      -> BatchedCalls of `batch_size` tasks -> backend.submit(batch, cb)
                                                    |  (worker thread/process)
       cb(future) [any thread]: results = backend.retrieve_result_callback()
                  -> SimpleQueue of finished batches
