@@ -1,20 +1,15 @@
-"""Differential tests: para_persist and the pip-installed joblib, both ways.
-
-Meant for the repository's ``tests-integration/`` (it imports joblib); kept
-next to the package until then. Skips where joblib or numpy is missing.
-"""
+"""Differential tests: para_persist and the pip-installed joblib, both ways."""
 
 from __future__ import annotations
 
 import gc
 import warnings
 
+import joblib
+import numpy as np
 import pytest
 
-joblib = pytest.importorskip("joblib")
-np = pytest.importorskip("numpy")
-
-import para_persist  # noqa: E402
+import para_persist
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
