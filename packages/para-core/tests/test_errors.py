@@ -16,7 +16,7 @@ import pytest
 from _helpers import exit_worker, fail_on, kill_self, sleep_then, square
 from loky.process_executor import TerminatedWorkerError
 
-from para_core import Parallel, WorkerTerminatedError, delayed
+from para_core import Parallel, ParallelBackendBase, WorkerTerminatedError, delayed
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -162,3 +162,22 @@ def test_timeout_counts_from_when_the_caller_waits():
         n_jobs=2, backend="threading", timeout=1.5, batch_size=1, pre_dispatch="all"
     )(delayed(sleep_then)(i, 0.4) for i in range(12))
     assert out == list(range(12))
+
+
+class _RefusingBackend(ParallelBackendBase):
+    """A backend whose configuration fails, as a bad backend option does."""
+
+    def effective_n_jobs(self, n_jobs):
+        return 1
+
+    def configure(self, n_jobs=1, parallel=None, **backend_kwargs):
+        raise ValueError("refusing option frobnicate=3: accepted options are none")
+
+
+@pytest.mark.parametrize("return_as", ["list", "generator", "generator_unordered"])
+def test_backend_configuration_error_reaches_the_caller_unmasked(return_as):
+    with pytest.raises(ValueError, match="refusing option frobnicate=3"):
+        out = Parallel(backend=_RefusingBackend(), return_as=return_as)(
+            delayed(square)(i) for i in range(3)
+        )
+        list(out)

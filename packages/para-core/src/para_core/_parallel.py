@@ -381,6 +381,10 @@ class _Call:
     def __init__(self, parallel: Parallel, iterable: Iterable[tuple]) -> None:
         self.p = parallel
         self.iterable = iterable
+        # Set by _setup(); None until then, so that a failure while the
+        # backend is configured reaches the user unmasked.
+        self.backend: ParallelBackendBase | None = None
+        self.sequential = False
         self.ordered = parallel.return_as != "generator_unordered"
         # List mode keeps every result anyway: no backlog bound there.
         self.bounded = parallel.return_as != "list"
@@ -639,7 +643,7 @@ class _Call:
         )
         if isinstance(exc, GeneratorExit):
             kill = False
-        if self.sequential or not hasattr(self, "backend"):
+        if self.sequential or self.backend is None:
             return
         self.iterating = False
         for _batch, future, _start in list(self.inflight.values()):
@@ -655,7 +659,7 @@ class _Call:
             if hasattr(r, "close"):
                 r.close()
         try:
-            if hasattr(self, "backend"):
+            if self.backend is not None:
                 self.backend.stop_call()
                 if p._transport_session is not None:
                     p._transport_session.end_call()
