@@ -1,0 +1,450 @@
+"""The dispatch engine behind ``Parallel.__call__``.
+
+Data flow of one call (everything but the workers runs in the caller)::
+
+    iterable of (f, args, kwargs)
+      -> chunks of 128 (islice), kept as (f, [args]) when they allow it
+      -> BatchedCalls of `batch_size` tasks -> backend.submit(batch, cb)
+                                                   |  (worker thread/process)
+      cb(future) [any thread]: results = backend.retrieve_result_callback()
+                 -> SimpleQueue of finished batches
+      caller: block on the queue (no polling), store results, refill the
+              pipeline up to `pre_dispatch` batches in flight, then
+              list mode:  extend the output list batch by batch, in order;
+              generators: yield results in order ("generator") or as they
+                          come ("generator_unordered").
+
+The dispatching and the bookkeeping happen in the caller's thread; the
+callback only hands the finished batch over, so backends' result threads are
+never slowed by our work. Process backends pickle batches in a compact form
+and run them in C in the workers (see ``_pickling``); for them a transport
+session (see ``_transport``) is opened per call or per ``with`` block.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable
+from itertools import islice
+from queue import Empty, SimpleQueue
+from typing import TYPE_CHECKING, Any
+
+from loky.process_executor import TerminatedWorkerError
+
+from ._backend_base import (
+    BatchedCalls,
+    ParallelBackendBase,
+    _compact_calls,
+)
+from ._backends import (
+    SequentialBackend,
+    _ProcessBackendMixin,
+)
+from ._delayed import _forget_delayed
+from ._errors import WorkerTerminatedError, eval_expr
+from ._progress import BarReporter, VerboseReporter
+
+if TYPE_CHECKING:
+    from ._parallel import Parallel
+
+# Upper bound of auto batches: keeps a batch's results (and the memory held
+# by an ordered generator) small while amortising dispatch costs.
+_MAX_AUTO_BATCH = 32768
+# Generators hold up to 2 * pre_dispatch batches of results: when results
+# are large, auto batches are cut to about this many pickled bytes.
+_MAX_BATCH_RESULT_BYTES = 8 << 20
+# Tasks taken from the input at a time while a batch is gathered.
+_CHUNK = 128
+
+
+def _ignore(*_args: Any) -> None:
+    """Callback for polling backends, whose results are fetched by the caller."""
+
+
+class _Call:
+    """State of one ``Parallel.__call__``.
+
+    ``run_list`` collects every result (list mode); ``run`` is the result
+    generator of the two generator modes. Finished batches arrive through a
+    ``SimpleQueue`` filled by the backends' callbacks.
+    """
+
+    def __init__(self, parallel: Parallel, iterable: Iterable[tuple]) -> None:
+        self.p = parallel
+        self.iterable = iterable
+        # Set by _setup(); None until then, so that a failure while the
+        # backend is configured reaches the user unmasked.
+        self.backend: ParallelBackendBase | None = None
+        self.sequential = False
+        self.ordered = parallel.return_as != "generator_unordered"
+        # List mode keeps every result anyway: no backlog bound there.
+        self.bounded = parallel.return_as != "list"
+        self.finished: SimpleQueue = SimpleQueue()
+        self.inflight: dict[int, tuple[BatchedCalls, Any, float]] = {}
+        self.ready: dict[int, list] = {}
+        self.ready_fifo: deque = deque()
+        self.n_batches = 0
+        self.n_dispatched = 0
+        self.n_completed = 0
+        self.next_yield = 0
+        self.iterating = True
+        self.pending: list | None = None
+        self.reporters: list[Any] = []
+        self.reporting = False
+        self.waiting_since: dict[int, float] = {}
+        self.sized = False
+        self.result_bytes = 0.0  # largest pickled size of a result seen
+
+    # caller-side setup -----------------------------------------------------
+    def _setup(self) -> None:
+        p = self.p
+        if not p._in_context:
+            self.n_jobs = p._initialize_backend()
+        else:
+            self.n_jobs = p._n_jobs_resolved
+        self.backend = backend = p._backend
+        self.sequential = isinstance(backend, SequentialBackend)
+        self.n_tasks = len(self.iterable) if hasattr(self.iterable, "__len__") else None
+        pre = p.pre_dispatch
+        if pre == "all":
+            self.limit = sys.maxsize
+        elif isinstance(pre, str):
+            value = eval_expr(pre.replace("n_jobs", str(self.n_jobs)))
+            self.limit = max(int(value), 1)
+        else:
+            self.limit = max(int(pre), 1)
+        # Ordered generators may hold finished batches until the consumer
+        # reaches them: up to `limit` of those on top of `limit` in flight,
+        # so one slow batch does not leave the workers idle.
+        self.backlog_limit = self.limit * 2 if self.limit < sys.maxsize else self.limit
+        self.it = iter(self.iterable)
+        if pre == "all" and not self.sequential:
+            tasks = list(self.it)
+            self.n_tasks = len(tasks)
+            self.it = iter(tasks)
+        if p.verbose:
+            self.reporters.append(
+                VerboseReporter(p, self.n_tasks, self.limit if pre != "all" else 0)
+            )
+        if p._progress_factory:
+            self.reporters.append(BarReporter(p._progress_factory, self.n_tasks))
+        if not self.sequential:
+            p._print(
+                f"Using backend {type(backend).__name__} with {self.n_jobs} "
+                "concurrent workers."
+            )
+            self.nested = backend.get_nested_backend()
+            self.callbacks = backend.supports_retrieve_callback
+            # Our process backends also tell the pickled size of results.
+            self.sized = (
+                isinstance(backend, _ProcessBackendMixin)
+                and type(backend).retrieve_result_callback
+                is _ProcessBackendMixin.retrieve_result_callback
+            )
+        # Subclasses overriding print_progress (a common tqdm recipe) get
+        # joblib's counters before each call of it.
+        from ._parallel import Parallel  # a cycle at import time otherwise
+
+        self.custom_progress = type(p).print_progress is not Parallel.print_progress
+        if self.custom_progress:
+            p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
+            p.n_tasks = self.n_tasks
+        self.reporting = bool(self.reporters) or self.custom_progress
+        backend.start_call()
+
+    def _report(self) -> None:
+        p = self.p
+        if self.custom_progress:
+            p.n_completed_tasks = self.n_completed
+            p.n_dispatched_tasks = self.n_dispatched
+            p.n_dispatched_batches = self.n_batches
+            p.n_tasks = self.n_tasks
+            p.print_progress()
+        for r in self.reporters:
+            r.batch_done(
+                self.n_completed, self.n_dispatched, self.n_batches, self.iterating
+            )
+
+    # dispatch ---------------------------------------------------------------
+    def _next_batch_size(self) -> int:
+        size = self.p.batch_size
+        if size != "auto":
+            return size
+        if self.limit == sys.maxsize and self.n_tasks:
+            # pre_dispatch="all": everything leaves now, before any batch
+            # could be timed; aim at a few batches per worker.
+            return max(1, min(_MAX_AUTO_BATCH, -(-self.n_tasks // (4 * self.n_jobs))))
+        size = min(self.backend.compute_batch_size(), _MAX_AUTO_BATCH)
+        if self.bounded and self.result_bytes:
+            size = min(size, int(_MAX_BATCH_RESULT_BYTES / self.result_bytes))
+        if self.n_tasks is not None:
+            # End of a call of known length: smaller batches, so that every
+            # worker finishes at about the same time.
+            left = self.n_tasks - self.n_dispatched
+            size = min(size, max(1, left // (2 * self.n_jobs)))
+        return max(size, 1)
+
+    def _fill(self) -> None:
+        inflight = self.inflight
+        limit = self.limit
+        backlog: Any = ()
+        if self.bounded:
+            backlog = self.ready if self.ordered else self.ready_fifo
+        while (
+            self.iterating
+            and len(inflight) < limit
+            and len(inflight) + len(backlog) < self.backlog_limit
+        ):
+            batch = self._next_batch(self._next_batch_size())
+            if batch is None:
+                self.iterating = False
+                break
+            self._submit(batch)
+
+    def _next_batch(self, size: int) -> BatchedCalls | None:
+        """Take up to ``size`` tasks from the input, in chunks of ``_CHUNK``.
+
+        Chunks calling the same function without kwargs are kept as its
+        argument tuples only: the ``(f, args, kwargs)`` triples die young,
+        which spares the garbage collector's older generations (full
+        collections otherwise cost a third of the dispatch time).
+        """
+        it, first = self.it, self.n_dispatched
+        chunk, self.pending = self.pending, None
+        if chunk is None:
+            chunk = list(islice(it, min(size, _CHUNK)))
+            if not chunk:
+                return None
+        func, single, args = _compact_calls(chunk)
+        if args is None:
+            if len(chunk) < size:
+                chunk += islice(it, size - len(chunk))
+            return BatchedCalls(chunk, self.nested, first)
+        del chunk
+        while len(args) < size:
+            chunk = list(islice(it, min(size - len(args), _CHUNK)))
+            if not chunk:
+                break
+            f, s, more = _compact_calls(chunk)
+            if more is None or s is not single or f is not func:
+                self.pending = chunk  # starts the next batch
+                break
+            args += more
+        return BatchedCalls._from_args(func, args, single, self.nested, first)
+
+    def _submit(self, batch: BatchedCalls) -> None:
+        index = self.n_batches
+        self.n_batches += 1
+        self.n_dispatched += len(batch)
+        start = time.monotonic()
+        self.inflight[index] = (batch, None, start)
+        if self.callbacks:
+            callback = functools.partial(self._done, index)
+        else:
+            callback = _ignore
+        future = self.backend.submit(batch, callback=callback)
+        if index in self.inflight:
+            self.inflight[index] = (batch, future, start)
+
+    def _done(self, index: int, out: Any) -> None:
+        # Runs in the backend's thread: hand over, nothing more.
+        nbytes = 0
+        try:
+            if self.sized:
+                result, nbytes = self.backend._retrieve_sized(out)
+            else:
+                result = self.backend.retrieve_result_callback(out)
+            ok = True
+        except BaseException as exc:
+            result, ok = exc, False
+        self.finished.put((index, ok, result, time.monotonic(), nbytes))
+
+    def _wait(self) -> None:
+        """Block until at least one batch finished, then take in every one."""
+        if not self.callbacks:
+            self._take(self._poll_oldest(self.p.timeout))
+            return
+        finished = self.finished
+        timeout = self.p.timeout
+        if timeout is None:
+            done = finished.get()
+        else:
+            while True:
+                # As joblib: the clock of a batch starts when the caller
+                # begins to wait for it (queued batches do not age).
+                oldest = next(iter(self.inflight))
+                since = self.waiting_since.get(oldest)
+                if since is None:
+                    since = self.waiting_since[oldest] = time.monotonic()
+                delay = since + timeout - time.monotonic()
+                if delay <= 0:
+                    raise TimeoutError(
+                        f"A task of this Parallel call took more than "
+                        f"timeout={timeout}s to complete."
+                    )
+                try:
+                    done = finished.get(timeout=delay)
+                    break
+                except Empty:
+                    continue
+        self._take(done)
+        while not finished.empty():
+            self._take(finished.get())
+
+    def _take(self, done: tuple) -> None:
+        index, ok, result, end, nbytes = done
+        batch, _future, start = self.inflight.pop(index)
+        if self.waiting_since:
+            self.waiting_since.pop(index, None)
+        if not ok:
+            self._raise(batch, result)
+        n = len(batch)
+        if nbytes and n:
+            self.result_bytes = max(self.result_bytes, nbytes / n)
+        self.backend.batch_completed(n, end - start)
+        self.n_completed += n
+        if self.ordered:
+            self.ready[index] = result
+        else:
+            self.ready_fifo.append(result)
+        if self.reporting:
+            self._report()
+
+    def _poll_oldest(self, timeout: float | None) -> tuple:
+        # Backends without callbacks: block on the oldest batch's result.
+        index, (_batch, future, _start) = next(iter(self.inflight.items()))
+        try:
+            result, ok = self.backend.retrieve_result(future, timeout), True
+        except BaseException as exc:
+            result, ok = exc, False
+        return index, ok, result, time.monotonic(), 0
+
+    def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
+        if isinstance(exc, TerminatedWorkerError) and not isinstance(
+            exc, WorkerTerminatedError
+        ):
+            raise WorkerTerminatedError(
+                f"{exc}\nThe worker was running {batch.describe()} of "
+                f"{self.p!r}; the remaining tasks were cancelled."
+            ) from exc
+        raise exc
+
+    # cancellation and clean-up ---------------------------------------------------
+    def _abort(self, exc: BaseException) -> None:
+        kill = not isinstance(exc, Exception) or isinstance(
+            exc, (TimeoutError, TerminatedWorkerError)
+        )
+        if isinstance(exc, GeneratorExit):
+            kill = False
+        if self.sequential or self.backend is None:
+            return
+        self.iterating = False
+        for _batch, future, _start in list(self.inflight.values()):
+            cancel = getattr(future, "cancel", None)
+            if cancel is not None:
+                cancel()
+        if kill or not isinstance(self.backend, _ProcessBackendMixin):
+            self.backend.abort_everything(ensure_ready=self.p._in_context)
+
+    def _cleanup(self) -> None:
+        p = self.p
+        for r in self.reporters:
+            if hasattr(r, "close"):
+                r.close()
+        try:
+            if self.backend is not None:
+                self.backend.stop_call()
+                if p._transport_session is not None:
+                    p._transport_session.end_call()
+        finally:
+            _forget_delayed()
+            if not p._in_context:
+                p._terminate()
+            p._running = False
+
+    # the three ways of handing results over ---------------------------------------
+    def _run_sequential(self):
+        for func, args, kwargs in self.it:
+            self.n_dispatched += 1
+            self.n_batches += 1
+            result = func(*args, **kwargs)
+            self.n_completed += 1
+            if self.reporting:
+                self._report()
+            yield result
+        self.iterating = False
+
+    def run_list(self) -> list:
+        try:
+            self._setup()
+            if self.sequential:
+                out = list(self._run_sequential())
+            else:
+                with self.backend.retrieval_context():
+                    out = self._collect()
+            for r in self.reporters:
+                r.finish(self.n_completed)
+            return out
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        finally:
+            self._cleanup()
+
+    def _collect(self) -> list:
+        # Results are appended batch by batch in input order (C-level extend).
+        out: list = []
+        ready = self.ready
+        while True:
+            self._fill()
+            if not self.inflight:
+                if not self.iterating:
+                    return out
+                continue
+            self._wait()
+            while self.next_yield in ready:
+                out += ready.pop(self.next_yield)
+                self.next_yield += 1
+
+    def run(self):
+        try:
+            self._setup()
+            if not self.sequential:
+                self._fill()
+            yield None  # primed by __call__
+            if self.sequential:
+                yield from self._run_sequential()
+            else:
+                with self.backend.retrieval_context():
+                    yield from self._run_parallel()
+            for r in self.reporters:
+                r.finish(self.n_completed)
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        finally:
+            self._cleanup()
+
+    def _run_parallel(self):
+        ordered = self.ordered
+        ready, ready_fifo = self.ready, self.ready_fifo
+        while True:
+            if ordered:
+                results = ready.pop(self.next_yield, None)
+                if results is not None:
+                    self.next_yield += 1
+            else:
+                results = ready_fifo.popleft() if ready_fifo else None
+            if results is not None:
+                self._fill()
+                yield from results
+                del results  # released as soon as the batch is consumed
+                continue
+            self._fill()
+            if not self.inflight and not self.iterating:
+                return
+            if self.inflight:
+                self._wait()
