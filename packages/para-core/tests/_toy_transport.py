@@ -46,6 +46,7 @@ class ToySession(TransportSession):
         self.result_reducer = ResultReducer(self.folder)
 
     def reduce_task_object(self, obj):
+        self.hook.seen += 1
         if type(obj) is Marker:
             self.hook.events.append("reduce")
             return load_marker, (_write(self.folder, obj.value),)
@@ -61,17 +62,25 @@ class ToySession(TransportSession):
                 os.remove(os.path.join(self.folder, name))
 
 
+class TypedToySession(ToySession):
+    """The same session, naming the one type its reducers act on."""
+
+    reduce_types = (Marker,)
+
+
 class ToyHook(TransportHook):
-    def __init__(self):
+    def __init__(self, typed=False):
         self.events = []
         self.requests = []
+        self.seen = 0  # objects shown to reduce_task_object
+        self.session_class = TypedToySession if typed else ToySession
 
     def open(self, request):
         self.events.append("open")
         self.requests.append(request)
-        return ToySession(self, request)
+        return self.session_class(self, request)
 
 
-def echo_marker(m):
+def echo_marker(m, *others):
     """Worker side: check the marker came by file, send a new one back."""
     return Marker((m.value, m.via_transport))

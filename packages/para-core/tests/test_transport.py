@@ -50,6 +50,28 @@ def test_markers_travel_by_transport_both_ways(hook, tmp_path, backend):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_reduce_types_limit_the_reducers_to_those_types(tmp_path, backend):
+    typed, untyped = ToyHook(typed=True), ToyHook()
+    outs = []
+    for toy in (typed, untyped):
+        previous = set_transport_hook(toy)
+        try:
+            outs.append(
+                Parallel(n_jobs=2, backend=backend, temp_folder=str(tmp_path))(
+                    delayed(echo_marker)(Marker(i), [i, "x", (i,)]) for i in range(4)
+                )
+            )
+        finally:
+            set_transport_hook(previous)
+    for out in outs:  # both directions still go through the transport
+        assert [m.value for m in out] == [(i, True) for i in range(4)]
+        assert all(m.via_transport for m in out)
+    assert typed.seen == 4  # the markers and nothing else
+    assert untyped.seen >= 4 * 3  # at least the markers, lists and tuples
+    assert os.listdir(tmp_path) == []
+
+
 def test_session_spans_a_with_block(hook, tmp_path):
     with Parallel(n_jobs=2, temp_folder=str(tmp_path)) as par:
         par(delayed(square)(i) for i in range(3))

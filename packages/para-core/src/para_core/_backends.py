@@ -18,7 +18,12 @@ import loky
 
 from . import _config
 from ._backend_base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
-from ._pickling import dumps_batch, load_results, run_pickled_batch
+from ._pickling import (
+    dumps_batch,
+    load_results,
+    run_pickled_batch,
+    session_reducer,
+)
 
 __all__ = [
     "LokyBackend",
@@ -150,7 +155,7 @@ class _ProcessBackendMixin:
 
     def _payload(self, func: Any) -> tuple[bytes, Any]:
         session = getattr(getattr(self, "parallel", None), "_transport_session", None)
-        reducer = None if session is None else session.result_reducer
+        reducer = session_reducer(session, "result_reducer")
         payload, self._cloud = dumps_batch(func, session, self._cloud)
         return payload, reducer
 

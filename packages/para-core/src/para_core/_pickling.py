@@ -14,11 +14,14 @@ way, return bytes. The caller unpickles them in ``load_results``.
 
 A transport session, when present, sees every object first
 (``reduce_task_object``, as ``reducer_override`` of either pickler) and may
-reduce results in the worker (``result_reducer``).
+reduce results in the worker (``result_reducer``); a session that names its
+``reduce_types`` sees only objects of those types, through the picklers'
+dispatch tables (``TypedReducer``), which keeps the rest at C speed.
 """
 
 from __future__ import annotations
 
+import copyreg
 import io
 import pickle
 from collections.abc import Callable
@@ -35,28 +38,79 @@ _PROTOCOL = 5
 _MAIN_NAMES = (b"__main__", b"__mp_main__")
 
 
+class TypedReducer:
+    """A transport reducer for objects of a few exact types only.
+
+    Picklable (it travels to the workers as the result reducer) when
+    ``reduce`` is.
+    """
+
+    __slots__ = ("reduce", "types")
+
+    def __init__(self, reduce: Callable[[Any], Any], types: tuple[type, ...]):
+        self.reduce = reduce
+        self.types = types
+
+    def __reduce__(self) -> tuple:
+        return TypedReducer, (self.reduce, self.types)
+
+    def table(self, base: Any) -> dict:
+        """``base`` (a dispatch table) with our types routed to ``reduce``."""
+        reduce = self.reduce
+
+        def reduce_or_default(obj: Any) -> Any:
+            rv = reduce(obj)
+            return obj.__reduce_ex__(_PROTOCOL) if rv is NotImplemented else rv
+
+        table = dict(base)
+        table.update(dict.fromkeys(self.types, reduce_or_default))
+        return table
+
+
+def session_reducer(
+    session: Any, attribute: str
+) -> Callable[[Any], Any] | TypedReducer | None:
+    """The session's reducer ``attribute``, limited to its ``reduce_types``."""
+    if session is None:
+        return None
+    reduce = getattr(session, attribute)
+    types = tuple(getattr(session, "reduce_types", ()) or ())
+    if reduce is None or not types:
+        return reduce
+    return TypedReducer(reduce, types)
+
+
 class _CPickler(pickle.Pickler):
     """The C pickler, with the transport session's reducer in front."""
 
-    def __init__(self, file: Any, reduce_first: Callable[[Any], Any]) -> None:
-        # An instance attribute: the C pickler calls it without a Python frame
-        # of ours in between.
-        self.reducer_override = reduce_first
+    def __init__(self, file: Any, reduce_first: Any) -> None:
+        # Instance attributes set before __init__: the C pickler reads them
+        # there and calls them without a Python frame of ours in between.
+        if type(reduce_first) is TypedReducer:
+            self.dispatch_table = reduce_first.table(copyreg.dispatch_table)
+        else:
+            self.reducer_override = reduce_first
         super().__init__(file, protocol=_PROTOCOL)
 
 
 class _SessionPickler(cloudpickle.Pickler):
     """cloudpickle, but the transport session gets the first word."""
 
-    def __init__(self, file: Any, reduce_first: Callable[[Any], Any]) -> None:
+    def __init__(self, file: Any, reduce_first: Any) -> None:
+        self._reduce_first = None
+        if type(reduce_first) is TypedReducer:
+            base = cloudpickle.Pickler.dispatch_table
+            self.dispatch_table = reduce_first.table(base)
+        else:
+            self._reduce_first = reduce_first
         super().__init__(file, protocol=_PROTOCOL)
-        self._reduce_first = reduce_first
 
     def reducer_override(self, obj: Any) -> Any:
-        rv = self._reduce_first(obj)
-        if rv is NotImplemented:
-            return super().reducer_override(obj)
-        return rv
+        if self._reduce_first is not None:
+            rv = self._reduce_first(obj)
+            if rv is not NotImplemented:
+                return rv
+        return super().reducer_override(obj)
 
 
 def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes | None:
@@ -124,7 +178,7 @@ def dumps_batch(
     goes to cloudpickle at once (a previous batch of the call needed it).
     PicklingError names the function or argument that failed.
     """
-    reduce_first = None if session is None else session.reduce_task_object
+    reduce_first = session_reducer(session, "reduce_task_object")
     if type(batch) is BatchedCalls:
         func, single, args = batch._func, batch._single, batch._args
         if args is None:

@@ -76,6 +76,14 @@ class TransportSession:
     #: None (the default) lets results travel by plain pickling.
     result_reducer: Callable[[Any], Any] | None = None
 
+    #: Exact types that :meth:`reduce_task_object` and :attr:`result_reducer`
+    #: handle. When not empty, para-core consults them only for objects of
+    #: exactly these types (through the pickler's dispatch table), so that
+    #: everything else pickles at the C pickler's full speed; ``NotImplemented``
+    #: then means "pickle this object as usual". Empty (the default): they
+    #: see every object.
+    reduce_types: tuple[type, ...] = ()
+
     def reduce_task_object(self, obj: Any) -> Any:
         """Reduce an object found while pickling a task batch in the caller.
 
