@@ -109,8 +109,8 @@ def bench_hits(results, mb, repeat):
                 row(f"cache hit, {mb} MB array out, mmap={mmap_mode}", *timings, 1.0)
             )
 
-        # Miss overhead: the function itself costs ~nothing. para fsyncs its
-        # outputs by default (joblib never does); both settings are shown.
+        # Miss overhead: the function itself costs ~nothing. para does not
+        # fsync by default (joblib never does); both settings are shown.
         for fsync in (True, False):
             ours = para_cache.Memory(
                 f"{tmp}/miss-para-{fsync}", verbose=0, backend_options={"fsync": fsync}

@@ -72,8 +72,8 @@ def test_many_processes_same_call(tmp_path):
         assert value == slow_square(value["x"])
     leftovers = [
         os.path.join(d, n)
-        for d, _, names in os.walk(location)
-        for n in names
+        for d, dirs, names in os.walk(location)
+        for n in [*dirs, *names]
         if n.endswith(".tmp")
     ]
     assert leftovers == []

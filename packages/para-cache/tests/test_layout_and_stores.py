@@ -116,7 +116,7 @@ def test_custom_store_backend(tmp_path):
 
         def configure(self, location, verbose=0, backend_options=None):
             options = dict(backend_options or {})
-            options["fsync"] = False  # route outputs through _move_item
+            options["fsync"] = False
             super().configure(location, verbose, options)
 
     register_store_backend("recording", Recording)
@@ -126,8 +126,22 @@ def test_custom_store_backend(tmp_path):
         assert f(3) == 6
         assert f(3) == 6
         assert isinstance(mem.store_backend, Recording)
-        # metadata is published before the output that makes the entry visible
-        assert events.index("metadata.json") < events.index("output.pkl")
+        # A new entry is published whole: one move of its folder (func_code.py
+        # is written too unless this process checked `double` already).
+        args_id = f._get_args_id(3)
+        assert [e for e in events if e != "func_code.py"] == [args_id]
+        entry = tmp_path / "joblib" / f.func_id / args_id
+        assert sorted(p.name for p in entry.iterdir()) == [
+            "metadata.json",
+            "output.pkl",
+        ]
+        # Recomputing an existing entry: the folder move is refused (the
+        # entry exists), then its files are replaced, metadata first, and no
+        # temporary folder is left behind.
+        events.clear()
+        assert f.call(3)[0] == 6
+        assert events == [args_id, "metadata.json", "output.pkl"]
+        assert {p.name for p in entry.parent.iterdir()} - {"func_code.py"} == {args_id}
     finally:
         para_cache._store._STORE_BACKENDS.pop("recording")
 
@@ -218,3 +232,47 @@ def test_no_numpy_import_at_package_import(tmp_path):
 def test_pathlike_location(tmp_path):
     mem = Memory(pathlib.Path(tmp_path), verbose=0)
     assert mem.cache(double)(2) == 4
+
+
+@pytest.mark.parametrize("fsync", [None, False, True])
+def test_fsync_option(tmp_path, monkeypatch, fsync):
+    synced = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd):
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    options = {} if fsync is None else {"fsync": fsync}
+    mem = Memory(str(tmp_path), verbose=0, backend_options=options)
+    f = mem.cache(double)
+    assert f(5) == 10
+    # Off by default: output.pkl and metadata.json are fsynced only on request.
+    assert len(synced) == (2 if fsync else 0)
+    entry = tmp_path / "joblib" / f.func_id / f._get_args_id(5)
+    assert json.loads((entry / "metadata.json").read_text())["input_args"] == {"x": "5"}
+    assert f(5) == 10
+    assert len(synced) == (2 if fsync else 0)  # a hit writes nothing
+
+
+def test_torn_metadata_counts_as_expired(tmp_path):
+    from para_cache import expires_after
+
+    assert expires_after(hours=1)({}) is False
+    calls = []
+
+    def f(x):
+        calls.append(x)
+        return x
+
+    mem = Memory(str(tmp_path), verbose=0)
+    g = mem.cache(f, cache_validation_callback=expires_after(hours=1))
+    assert g(1) == 1
+    assert g(1) == 1
+    assert calls == [1]
+    entry = tmp_path / "joblib" / g.func_id / g._get_args_id(1)
+    (entry / "metadata.json").write_bytes(b"")  # as a power loss may leave it
+    assert g(1) == 1
+    assert calls == [1, 1]
+    assert json.loads((entry / "metadata.json").read_text())["input_args"]

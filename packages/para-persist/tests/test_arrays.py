@@ -206,3 +206,17 @@ def test_map_survives_atomic_replacement(folder):
     assert load(folder / "r.pkl").all()
     del mapped
     gc.collect()
+
+
+@pytest.mark.parametrize("n", [BIG, 3 * BIG])  # under / over the whole-read bound
+def test_whole_file_read_gives_independent_writable_arrays(folder, n):
+    path = folder / "x.pkl"
+    ref = np.arange(n, dtype=np.float64)
+    dump({"a": ref, "b": ref + 1, "c": ref[:5]}, path)
+    out = load(path)
+    for name in "abc":
+        assert out[name].flags.writeable
+    out["a"][:] = -1
+    out["c"][:] = -2
+    np.testing.assert_array_equal(out["b"], ref + 1)
+    np.testing.assert_array_equal(load(path)["a"], ref)

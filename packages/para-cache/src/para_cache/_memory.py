@@ -257,7 +257,9 @@ def expires_after(
     ).total_seconds()
 
     def cache_validation_callback(metadata):
-        return time.time() - metadata["time"] < limit
+        # Unreadable metadata ({}, e.g. torn by a power loss): expired.
+        stamp = metadata.get("time")
+        return stamp is not None and time.time() - stamp < limit
 
     return cache_validation_callback
 

@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import secrets
+import stat
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -39,6 +40,10 @@ _BUFFER = 1024**2
 # under the same bound; a forged size costs at most this much memory.
 _IN_MEMORY = _compressors._ZSTD_THREADED_MIN
 _SMALL_BLOCK = 64 * 1024  # array blocks up to this size are read with the index
+# Uncompressed para files up to this size are read whole by ``load``.
+_WHOLE_FILE = 1024**2
+_O_FLAGS = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_readv = getattr(os, "readv", None)
 
 
 def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | None:
@@ -216,6 +221,10 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     """
     if size < len(HEAD) + FOOTER.size:
         raise CorruptFileError(f"file of {size} bytes is too short to be complete")
+    held = getattr(f, "buffer", None)
+    if held is not None:
+        # The whole file is in memory already: no reads, no copies.
+        return _read_index_held(memoryview(held)[:size], ctx)
     f.seek(size - FOOTER.size)
     nseg, struct_len, crc, magic = FOOTER.unpack(f.read(FOOTER.size))
     if magic != MAGIC:
@@ -279,6 +288,69 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     ctx.segments = segments
     ctx.small = (small, starts)
     return data
+
+
+def _read_index_held(view: memoryview, ctx: _Ctx) -> bytearray:
+    """:func:`_read_index` for a file held whole in ``view``: same checks."""
+    size = len(view)
+    nseg, struct_len, crc, magic = FOOTER.unpack_from(view, size - FOOTER.size)
+    if magic != MAGIC:
+        raise CorruptFileError("para-persist file without its index (truncated?)")
+    table_start = size - FOOTER.size - nseg * SEGMENT.size
+    if nseg > size or table_start < len(HEAD) or struct_len > table_start:
+        raise CorruptFileError("damaged para-persist index")
+    table = view[table_start : size - FOOTER.size]
+    segments = list(SEGMENT.iter_unpack(table))
+    pos = 0
+    for off, length in segments:
+        if off < pos or length < 1 or off + length > table_start:
+            raise CorruptFileError("damaged para-persist index")
+        pos = off + length
+    if table_start - sum(n for _, n in segments) != struct_len:
+        raise CorruptFileError("damaged para-persist index")
+    if segments:
+        pieces, pos = [], 0
+        for off, length in segments:
+            pieces.append(view[pos:off])
+            pos = off + length
+        pieces.append(view[pos:table_start])
+        data = bytearray().join(pieces)
+    else:
+        data = bytearray(view[:table_start])
+    if zlib.crc32(table, zlib.crc32(data)) != crc:
+        raise CorruptFileError("checksum mismatch: the file is damaged")
+    ctx.segments = segments
+    # Every block is a slice of the held buffer: small ones are copied out
+    # by _read_segment, big ones become views of it.
+    ctx.small = (view.obj, {off: off for off, n in segments if n <= _SMALL_BLOCK})
+    return data
+
+
+def _read_small(filename: Any) -> bytearray | None:
+    """The bytes of a regular file of at most ``_WHOLE_FILE`` bytes, else None.
+
+    Plain descriptor calls: no file object, a single fstat, one read.
+    """
+    fd = os.open(filename, os.O_RDONLY | _O_FLAGS)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if size > _WHOLE_FILE or not stat.S_ISREG(st.st_mode):
+            return None
+        if _readv is None:  # Windows
+            return bytearray(os.read(fd, size))
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        while got < size:
+            n = _readv(fd, [view[got:]])
+            if not n:
+                break  # shrank meanwhile: the index check reports it
+            got += n
+        del view
+        del buf[got:]
+        return buf
+    finally:
+        os.close(fd)
 
 
 def _skip_trailer(f: Any, ctx: _Ctx) -> None:
@@ -494,13 +566,16 @@ def load(
             "Native byte ordering can only be enforced if 'mmap_mode' parameter "
             f"is set to None, but got 'mmap_mode={mmap_mode}' instead."
         )
-    allowed = normalize_allowed(allowed_globals)
+    if type(allowed_globals) is tuple and not allowed_globals:
+        allowed: frozenset[tuple[str, str]] = frozenset()  # the default: no work
+    else:
+        allowed = normalize_allowed(allowed_globals)
     if allowed and trusted:
         raise ValueError(
             "allowed_globals only applies with trusted=False; pass "
             "trusted=False to restrict loading to the allowed globals."
         )
-    if isinstance(filename, os.PathLike):
+    if type(filename) is not str and isinstance(filename, os.PathLike):
         filename = os.fspath(filename)
     is_path = isinstance(filename, (str, bytes))
     if not is_path and not hasattr(filename, "read"):
@@ -518,10 +593,20 @@ def load(
         safe=not trusted,
         allowed=allowed,
     )
-    f = open(filename, "rb", buffering=_BUFFER) if is_path else filename  # noqa: SIM115
-    if is_path:
+    buf = None
+    if is_path and mmap_mode is None and not ctx.safe:
+        # Small para files (every cache hit of a scalar result): open, fstat,
+        # one read, close; index, CRC and unpickling then run in memory.
+        buf = _read_small(filename)
+        if buf is not None and not buf.startswith(HEAD):
+            buf = None
+    f = filename
+    if is_path and buf is None:
+        f = open(filename, "rb", buffering=_BUFFER)  # noqa: SIM115
         ctx.mapfile = f
     try:
+        if buf is not None:
+            return _fast_load(_BufferFile(buf), len(buf), ctx)
         return _load_from(f, ctx, is_path)
     except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):
         raise
@@ -530,7 +615,7 @@ def load(
             f"cannot load {name or filename!r}: {type(exc).__name__}: {exc}"
         ) from exc
     finally:
-        if is_path:
+        if f is not filename:
             f.close()
 
 
