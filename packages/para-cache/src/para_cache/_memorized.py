@@ -142,6 +142,9 @@ class MemorizedFunc(Logger):
 
     # -- keys ---------------------------------------------------------------
     def _get_args_id(self, *args, **kwargs) -> str:
+        return self._args_id(args, kwargs)
+
+    def _args_id(self, args, kwargs) -> str:
         spec = self._spec
         if spec is None:
             spec = self._spec = ArgSpec(self.func)
@@ -262,7 +265,7 @@ class MemorizedFunc(Logger):
         return True
 
     def _cached_call(self, args, kwargs, shelving):
-        args_id = self._get_args_id(*args, **kwargs)
+        args_id = self._args_id(args, kwargs)
         call_id = (self.func_id, args_id)
         if self._verbose >= 20:
             self._log_query(call_id, args, kwargs)
@@ -275,10 +278,14 @@ class MemorizedFunc(Logger):
             if shelving:
                 return self._get_memorized_result(call_id), {}
             try:
-                start = time.time()
-                output = self._load_item(call_id)
-                if self._verbose > 4:
-                    self._print_duration(time.time() - start, context="cache loaded ")
+                if self._verbose > 1:  # loading messages, with time stamps
+                    start = time.time()
+                    output = self._load_item(call_id)
+                    if self._verbose > 4:
+                        duration = time.time() - start
+                        self._print_duration(duration, context="cache loaded ")
+                else:  # the hot path: nothing to print
+                    output = self.store_backend.load_item(call_id, self._verbose)
                 return output, {}
             except KeyError:
                 pass  # cleared by another process meanwhile: just recompute

@@ -586,7 +586,7 @@ def load(
     name = os.fsdecode(filename) if is_path else getattr(filename, "name", None)
     ctx = _Ctx(
         filename=name if is_path else None,
-        dirname=os.path.dirname(name) if isinstance(name, str) else "",
+        name=name,
         # joblib maps arrays only when loading by path.
         mmap_mode=mmap_mode if is_path else None,
         native=bool(ensure_native_byte_order),

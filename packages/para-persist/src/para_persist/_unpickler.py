@@ -15,6 +15,7 @@ every global outside a small allow-list before importing it.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 from collections.abc import Iterable
@@ -116,14 +117,14 @@ class _Ctx:
         self,
         *,
         filename: str | None,
-        dirname: str,
+        name: Any,
         mmap_mode: str | None,
         native: bool,
         safe: bool,
         allowed: frozenset[tuple[str, str]],
     ) -> None:
         self.filename = filename
-        self.dirname = dirname
+        self._name = name  # path or file object name: sibling files live beside
         self.mmap_mode = mmap_mode
         self.native = native
         self.safe = safe
@@ -137,6 +138,12 @@ class _Ctx:
         self.file_size: int | None = None
         self.arrays_read = 0
         self._classes: dict[str, type] = {}
+
+    @property
+    def dirname(self) -> str:
+        """Folder of the file (joblib < 0.10 dumps keep arrays beside it)."""
+        # Computed on demand: only old formats need it, not every load.
+        return os.path.dirname(self._name) if isinstance(self._name, str) else ""
 
     def next_segment(self) -> tuple[int, int]:
         segments = self.segments
