@@ -165,7 +165,7 @@ class _ParaPickler(pickle.Pickler):
         # numpy cannot hold arrays unless already imported: never import it.
         np = self._np = sys.modules.get("numpy")
         self._array_types = (np.ndarray, np.matrix, np.memmap) if np else ()
-        self._standin = bytearray(RAW_MIN_BYTES)
+        self._standin: bytearray | None = None  # made on the first small array
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
@@ -206,6 +206,8 @@ class _ParaPickler(pickle.Pickler):
         if data.size >= RAW_MIN_BYTES:
             payload = pickle.PickleBuffer(data)
         else:
+            if self._standin is None:
+                self._standin = bytearray(RAW_MIN_BYTES)
             payload = pickle.PickleBuffer(self._standin)
         self._splicer.announce(payload, data, shuffle)
         return np.asanyarray, (wrapper, payload)
