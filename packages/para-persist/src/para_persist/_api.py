@@ -35,6 +35,10 @@ __all__ = ["dump", "load"]
 
 _MMAP_MODES = (None, "r+", "r", "w+", "c")
 _BUFFER = 1024**2
+# Reading: big enough for the pickle opcodes between arrays (array data is
+# read straight into its buffer), small enough that peeking at the header
+# of a memory-mapped load does not read a megabyte of it.
+_READ_BUFFER = 64 * 1024
 # zstd para streams of known size up to this are decompressed in memory and
 # checked before the C unpickler reads them. dump writes the size for streams
 # under the same bound; a forged size costs at most this much memory.
@@ -602,7 +606,7 @@ def load(
             buf = None
     f = filename
     if is_path and buf is None:
-        f = open(filename, "rb", buffering=_BUFFER)  # noqa: SIM115
+        f = open(filename, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
         ctx.mapfile = f
     try:
         if buf is not None:
