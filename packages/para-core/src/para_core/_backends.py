@@ -146,6 +146,28 @@ class _ProcessBackendMixin:
     supports_inner_max_num_threads = True
     name = "loky"
 
+    def _process_n_jobs(
+        self, n_jobs: Any, label: str, in_worker: bool, in_worker_warning: str
+    ) -> int:
+        """Workers for ``n_jobs``: one inside a worker or below a thread."""
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs is None:
+            return 1
+        if in_worker:
+            if n_jobs != 1:
+                warnings.warn(in_worker_warning, stacklevel=4)
+            return 1
+        if not (self.in_main_thread() or self.nesting_level == 0):
+            if n_jobs != 1:
+                warnings.warn(
+                    f"{label}-backed parallel loops cannot be nested below "
+                    "threads, setting n_jobs=1",
+                    stacklevel=4,
+                )
+            return 1
+        return _positive_n_jobs(n_jobs)
+
     # Set once a batch of the call needed cloudpickle: the next ones go
     # straight to it instead of trying the C pickler first.
     _cloud = False
@@ -174,28 +196,15 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
     _workers: Any = None
 
     def effective_n_jobs(self, n_jobs: Any) -> int:
-        if n_jobs == 0:
-            raise ValueError("n_jobs == 0 in Parallel has no meaning")
-        if n_jobs is None:
-            return 1
         # loky workers may start their own loky pool (explicit nesting);
         # daemonic multiprocessing workers may not have children.
-        if mp.current_process().daemon and n_jobs != 1:
-            warnings.warn(
-                "Loky-backed parallel loops cannot be called in a "
-                "multiprocessing, setting n_jobs=1",
-                stacklevel=3,
-            )
-            return 1
-        if not (self.in_main_thread() or self.nesting_level == 0):
-            if n_jobs != 1:
-                warnings.warn(
-                    "Loky-backed parallel loops cannot be nested below threads, "
-                    "setting n_jobs=1",
-                    stacklevel=3,
-                )
-            return 1
-        return _positive_n_jobs(n_jobs)
+        return self._process_n_jobs(
+            n_jobs,
+            "Loky",
+            mp.current_process().daemon,
+            "Loky-backed parallel loops cannot be called in a multiprocessing, "
+            "setting n_jobs=1",
+        )
 
     def configure(
         self,
@@ -278,27 +287,12 @@ class MultiprocessingBackend(
     _pool: Any = None
 
     def effective_n_jobs(self, n_jobs: Any) -> int:
-        if n_jobs == 0:
-            raise ValueError("n_jobs == 0 in Parallel has no meaning")
-        if n_jobs is None:
-            return 1
-        if _in_daemon_or_worker():
-            if n_jobs != 1:
-                warnings.warn(
-                    "Multiprocessing-backed parallel loops cannot be nested, "
-                    "setting n_jobs=1",
-                    stacklevel=3,
-                )
-            return 1
-        if not (self.in_main_thread() or self.nesting_level == 0):
-            if n_jobs != 1:
-                warnings.warn(
-                    "Multiprocessing-backed parallel loops cannot be nested "
-                    "below threads, setting n_jobs=1",
-                    stacklevel=3,
-                )
-            return 1
-        return _positive_n_jobs(n_jobs)
+        return self._process_n_jobs(
+            n_jobs,
+            "Multiprocessing",
+            _in_daemon_or_worker(),
+            "Multiprocessing-backed parallel loops cannot be nested, setting n_jobs=1",
+        )
 
     def configure(
         self,
