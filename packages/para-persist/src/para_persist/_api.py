@@ -68,10 +68,10 @@ def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | No
         method, level, explicit = compress, None, True
     else:
         level = compress
+    # joblib's order for lz4 (availability, then level); zstd is ours, and a
+    # bad level is reported first whether or not zstandard is installed.
     if method == "lz4" and not _compressors._is_available("lz4"):
         raise ValueError(LZ4_NOT_INSTALLED_ERROR)
-    if method == "zstd" and not _compressors._is_available("zstd"):
-        raise ValueError(ZSTD_NOT_INSTALLED_ERROR)
     levels = range(1, 23) if method == "zstd" else range(10)
     if (level is not None and level is not False and level != 0) and (
         isinstance(level, bool) or not isinstance(level, int) or level not in levels
@@ -80,6 +80,8 @@ def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | No
             f'Non valid compress level given: "{level!r}". Possible values '
             f"are {list(range(10))} (1 to 22 for zstd), True or False."
         )
+    if method == "zstd" and not _compressors._is_available("zstd"):
+        raise ValueError(ZSTD_NOT_INSTALLED_ERROR)
     if method not in _compressors._COMPRESSORS:
         raise ValueError(
             f'Non valid compression method given: "{method!r}". Possible '
