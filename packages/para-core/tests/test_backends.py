@@ -12,6 +12,8 @@ from _helpers import env_var, nested_backend_name, nested_explicit_loky, square
 
 import para_core
 from para_core import (
+    LokyBackend,
+    MultiprocessingBackend,
     Parallel,
     ParallelBackendBase,
     ThreadingBackend,
@@ -234,3 +236,27 @@ def test_backend_classes_keep_joblib_constructor_signature():
         assert list(inspect.signature(cls).parameters) == expected, cls
     backend = ThreadingBackend(nesting_level=2, inner_max_num_threads=None, foo=1)
     assert backend.nesting_level == 2 and backend.backend_kwargs == {"foo": 1}
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "label"),
+    [(LokyBackend, "Loky"), (MultiprocessingBackend, "Multiprocessing")],
+)
+def test_process_backends_use_one_worker_when_nested_below_a_thread(
+    backend_class, label
+):
+    backend = backend_class(nesting_level=1)
+    seen = {}
+
+    def probe():
+        with pytest.warns(UserWarning, match=f"^{label}-backed parallel loops"):
+            seen["n_jobs"] = backend.effective_n_jobs(2)
+        seen["quiet"] = backend.effective_n_jobs(1)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    assert seen == {"n_jobs": 1, "quiet": 1}
+    assert backend.effective_n_jobs(2) == 2  # from the main thread
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        backend.effective_n_jobs(0)
