@@ -68,13 +68,27 @@ def _start_caller():
     pytest.fail("the caller never started its call")
 
 
+def _is_tracker(process):
+    with contextlib.suppress(psutil.Error):
+        return "resource_tracker" in " ".join(process.cmdline())
+    return False
+
+
 def _reap(processes):
     # Workers busy in a task outlive a killed caller until the task ends (that
-    # is loky's business, not ours): the test kills them so nothing leaks.
-    for p in processes:
+    # is loky's business, not ours): the test kills them so nothing leaks. The
+    # resource trackers are spared: they remove the dead caller's semaphores
+    # once its workers are gone, and then exit by themselves.
+    workers = [p for p in processes if not _is_tracker(p)]
+    for p in workers:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-    psutil.wait_procs(processes, timeout=5)
+    psutil.wait_procs(workers, timeout=5)
+    psutil.wait_procs([p for p in processes if p not in workers], timeout=10)
+
+
+def _semaphores_of(pid):
+    return set(glob.glob(f"/dev/shm/sem.loky-{pid}-*"))
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +125,5 @@ def test_caller_interrupted_or_killed(sig):
         assert not left, f"left behind after {sig!r}: {sorted(left)}"
     finally:
         _reap(workers)
+    left = wait_until_gone(_semaphores_of(proc.pid), timeout=10)
+    assert not left, f"loky semaphores left after {sig!r}: {sorted(left)}"
