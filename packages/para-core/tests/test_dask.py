@@ -45,15 +45,28 @@ def _live_children() -> set[int]:
     return alive
 
 
+@pytest.fixture(scope="module", autouse=True)
+def dask_scratch_in_pytest_tmp(tmp_path_factory):
+    # dask keeps a shared scratch folder (locks, spilled data) in the system
+    # temp dir unless told otherwise: keep it where pytest cleans up.
+    import dask
+
+    scratch = str(tmp_path_factory.mktemp("dask-scratch"))
+    with dask.config.set({"temporary-directory": scratch}):
+        yield
+
+
 @pytest.fixture(scope="module")
-def client():
+def client(tmp_path_factory):
     before = _live_children()
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # loopback only (None means :8787)
+        # dask's scratch space would otherwise outlive the tests in /tmp.
+        local_directory=str(tmp_path_factory.mktemp("dask")),
     )
     client = distributed.Client(cluster)
     started = _live_children() - before
@@ -449,9 +462,13 @@ def test_scheduler_host_opens_and_closes_its_own_client(dask_client):
     del backend, own
 
 
-def test_a_cluster_without_workers_times_out_clearly():
+def test_a_cluster_without_workers_times_out_clearly(tmp_path):
     cluster = distributed.LocalCluster(
-        n_workers=0, processes=False, dashboard_address=":0"
+        # In-process (inproc:// transport): no socket is opened.
+        n_workers=0,
+        processes=False,
+        dashboard_address="127.0.0.1:0",  # loopback only (None means :8787)
+        local_directory=str(tmp_path),
     )
     try:
         with distributed.Client(cluster, set_as_default=False) as lonely:
