@@ -61,17 +61,23 @@ def _start_caller():
         folders = [p for p in paths if os.path.isdir(p)]
         if folders and any(os.listdir(f) for f in folders):
             workers = psutil.Process(proc.pid).children(recursive=True)
-            return proc, paths, workers
+            # Both loky workers must exist, or one started later escapes _reap.
+            if sum("LokyProcess" in _cmdline(w) for w in workers) >= 2:
+                return proc, paths, workers
         assert proc.poll() is None, "the caller died before its call started"
         time.sleep(0.1)
     proc.kill()
     pytest.fail("the caller never started its call")
 
 
-def _is_tracker(process):
+def _cmdline(process):
     with contextlib.suppress(psutil.Error):
-        return "resource_tracker" in " ".join(process.cmdline())
-    return False
+        return " ".join(process.cmdline())
+    return ""
+
+
+def _is_tracker(process):
+    return "resource_tracker" in _cmdline(process)
 
 
 def _reap(processes):
@@ -113,6 +119,7 @@ def test_worker_killed_mid_call():
 def test_caller_interrupted_or_killed(sig):
     proc, paths, workers = _start_caller()
     assert any(os.path.isfile(p) for p in paths)  # the empty() array
+    workers = list({*workers, *psutil.Process(proc.pid).children(recursive=True)})
     proc.send_signal(sig)
     try:
         proc.wait(timeout=30)
