@@ -13,6 +13,7 @@ import warnings
 import pytest
 
 from para_cache import (
+    CacheWarning,
     MemorizedFunc,
     MemorizedResult,
     Memory,
@@ -424,3 +425,18 @@ def test_compress(store):
         store.memory(compress=True, mmap_mode="r")
     messages = [str(w.message) for w in caught]
     assert "Compressed results cannot be memmapped" in messages
+
+
+def _returns_a_lock(x):
+    import threading
+
+    return x, threading.Lock()  # pickles in no way
+
+
+def test_an_output_that_cannot_be_stored_warns_and_is_still_returned(tmp_path):
+    cached = Memory(tmp_path, verbose=0).cache(_returns_a_lock)
+    with pytest.warns(CacheWarning, match="Unable to cache to disk"):
+        value, lock = cached(3)
+    assert value == 3 and hasattr(lock, "acquire")
+    with pytest.warns(CacheWarning, match="Unable to cache to disk"):
+        cached(3)  # nothing was stored: computed (and refused) again

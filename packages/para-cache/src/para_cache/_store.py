@@ -42,6 +42,15 @@ _UNITS = {"K": 1, "M": 2, "G": 3}
 _WBUF = 256 * 1024  # write buffer of output.pkl
 
 
+def _warn_not_cached(exc: Exception) -> None:
+    """Report an output that could not be stored: the call's result stands."""
+    if isinstance(exc, PicklingError):
+        message = f"Unable to cache to disk: failed to pickle output. Exception: {exc}."
+    else:
+        message = f"Unable to cache to disk. Exception: {exc!r}."
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
+
 class CacheWarning(Warning):
     """Warning about a cache entry that could not be written or read back."""
 
@@ -216,18 +225,8 @@ class StoreBackendMixin:
                 print(f"Persisting in {item_path}")
             filename = os.path.join(item_path, "output.pkl")
             self._dump_output(filename, item)
-        except PicklingError as exc:
-            warnings.warn(
-                f"Unable to cache to disk: failed to pickle output. Exception: {exc}.",
-                CacheWarning,
-                stacklevel=2,
-            )
         except Exception as exc:
-            warnings.warn(
-                f"Unable to cache to disk. Exception: {exc!r}.",
-                CacheWarning,
-                stacklevel=2,
-            )
+            _warn_not_cached(exc)
 
     def store_metadata(self, call_id, metadata):
         """Store the metadata dict of ``call_id`` (best effort)."""
@@ -419,18 +418,8 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
             meta = None  # metadata is best effort, as in store_metadata
         try:
             self._retrying(item_path, lambda: self._publish(item_path, item, meta))
-        except PicklingError as exc:
-            warnings.warn(
-                f"Unable to cache to disk: failed to pickle output. Exception: {exc}.",
-                CacheWarning,
-                stacklevel=2,
-            )
         except Exception as exc:
-            warnings.warn(
-                f"Unable to cache to disk. Exception: {exc!r}.",
-                CacheWarning,
-                stacklevel=2,
-            )
+            _warn_not_cached(exc)
 
     def _publish(self, item_path, item, meta):
         tmp = _temp_name(item_path)
