@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 
@@ -60,3 +61,26 @@ def nested_explicit_loky(x):
     from para_core import Parallel, delayed
 
     return Parallel(n_jobs=2, backend="loky")(delayed(square)(x + i) for i in range(2))
+
+
+class Blob:
+    """Holds a buffer and pickles it out of band (protocol 5), like numpy."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        if protocol < 5:
+            return Blob, (bytes(self.data),)
+        return Blob, (pickle.PickleBuffer(self.data),)
+
+
+def blob_info(blob):
+    """What a worker sees of a Blob: its bytes and whether it may write them."""
+    view = memoryview(blob.data)
+    return bytes(view), not view.readonly
+
+
+def flags_of(a):
+    """An array's content, writeability and memory order, seen by a worker."""
+    return a.sum(), a.flags.writeable, a.flags.f_contiguous and not a.flags.c_contiguous

@@ -5,11 +5,16 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from _helpers import identity, square
+from _helpers import Blob, blob_info, flags_of, identity, square
 
 from para_core import BatchedCalls, Parallel, delayed
 from para_core._backend_base import _compact_calls
-from para_core._pickling import dumps_batch, load_results, run_pickled_batch
+from para_core._pickling import (
+    dumps_batch,
+    load_results,
+    packet_size,
+    run_pickled_batch,
+)
 
 
 def add(a, b=0):
@@ -135,3 +140,81 @@ def test_large_results_make_smaller_batches_in_generators():
         sizes.append(max((len(b) for b, _f, _s in call.inflight.values()), default=0))
     assert call.result_bytes >= 100_000
     assert max(sizes) <= 8 * 2**20 // 100_000 + 1
+
+
+# -- protocol-5 buffers travel out of band -----------------------------------
+
+
+def test_buffers_leave_the_pickle_stream_and_keep_their_writeability():
+    batch = BatchedCalls(
+        [
+            delayed(blob_info)(Blob(bytearray(b"w" * 1000))),
+            delayed(blob_info)(Blob(b"r" * 1000)),
+        ]
+    )
+    payload, cloud = dumps_batch(batch)
+    assert not cloud
+    data, buffers = payload
+    assert b"w" * 1000 not in data and b"r" * 1000 not in data
+    assert [type(b) for b in buffers] == [bytearray, bytes]
+    assert packet_size(payload) == len(data) + 2000
+    assert load_results(run_pickled_batch(payload)) == [
+        (b"w" * 1000, True),
+        (b"r" * 1000, False),
+    ]
+
+
+def test_buffers_are_copied_when_the_batch_is_pickled():
+    source = bytearray(b"a" * 64)
+    payload, _ = dumps_batch(BatchedCalls([delayed(blob_info)(Blob(source))]))
+    source[:] = b"b" * 64  # the caller changes its data after dispatching
+    assert load_results(run_pickled_batch(payload)) == [(b"a" * 64, True)]
+
+
+def test_the_main_module_check_does_not_read_buffers():
+    # A buffer that happens to hold the bytes b"__main__" is no reason to
+    # fall back to cloudpickle: only the pickle stream can refer to modules.
+    batch = BatchedCalls([delayed(blob_info)(Blob(bytearray(b"__main__" * 8)))])
+    payload, cloud = dumps_batch(batch)
+    assert not cloud
+    assert load_results(run_pickled_batch(payload)) == [(b"__main__" * 8, True)]
+
+
+def test_results_with_buffers_come_back_as_packets():
+    batch = BatchedCalls([delayed(identity)(Blob(bytearray(b"x" * 100)))])
+    payload, _ = dumps_batch(batch)
+    packet = run_pickled_batch(payload)
+    assert type(packet) is tuple and packet_size(packet) >= 100
+    (out,) = load_results(packet)
+    assert bytes(out.data) == b"x" * 100
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_buffers_through_worker_processes(backend):
+    blobs = [Blob(bytearray(bytes([i]) * 5000)) for i in range(6)]
+    blobs.append(Blob(b"ro" * 10))
+    out = Parallel(n_jobs=2, backend=backend)(delayed(blob_info)(b) for b in blobs)
+    assert out[:6] == [(bytes([i]) * 5000, True) for i in range(6)]
+    assert out[6] == (b"ro" * 10, False)
+
+
+def test_numpy_arrays_arrive_as_they_left():
+    np = pytest.importorskip("numpy")
+    writable = np.arange(3000.0)
+    readonly = np.arange(3000.0)
+    readonly.flags.writeable = False
+    fortran = np.asfortranarray(np.arange(600.0).reshape(20, 30))
+    strided = np.arange(6000.0)[::2]  # not contiguous: pickled in band
+    out = Parallel(n_jobs=2)(
+        delayed(flags_of)(a) for a in (writable, readonly, fortran, strided)
+    )
+    assert out == [
+        (writable.sum(), True, False),
+        (readonly.sum(), False, False),
+        (fortran.sum(), True, True),
+        (strided.sum(), True, False),
+    ]
+    # Arrays returned by workers come back whole and writable.
+    back = Parallel(n_jobs=2)(delayed(identity)(a) for a in (writable, fortran))
+    assert np.array_equal(back[0], writable) and back[0].flags.writeable
+    assert np.array_equal(back[1], fortran) and back[1].flags.f_contiguous

@@ -21,6 +21,8 @@ from ._backend_base import AutoBatchingMixin, FallbackToBackend, ParallelBackend
 from ._pickling import (
     dumps_batch,
     load_results,
+    pack_reducer,
+    packet_size,
     run_pickled_batch,
     session_reducer,
 )
@@ -175,9 +177,15 @@ class _ProcessBackendMixin:
     def start_call(self) -> None:
         self._cloud = False
 
-    def _payload(self, func: Any) -> tuple[bytes, Any]:
+    # (session, its result reducer packed once for all the session's batches)
+    _packed_reducer: tuple[Any, Any] = (None, None)
+
+    def _payload(self, func: Any) -> tuple[Any, Any]:
         session = getattr(getattr(self, "parallel", None), "_transport_session", None)
-        reducer = session_reducer(session, "result_reducer")
+        known, reducer = self._packed_reducer
+        if known is not session or session is None:
+            reducer = pack_reducer(session_reducer(session, "result_reducer"))
+            self._packed_reducer = (session, reducer)
         payload, self._cloud = dumps_batch(func, session, self._cloud)
         return payload, reducer
 
@@ -187,7 +195,7 @@ class _ProcessBackendMixin:
     def _retrieve_sized(self, future: Any) -> tuple[list, int]:
         """The results and their pickled size (the engine bounds memory)."""
         data = future.result()
-        return load_results(data), len(data)
+        return load_results(data), packet_size(data)
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):

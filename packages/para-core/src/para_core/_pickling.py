@@ -6,11 +6,13 @@ Caller side, per batch::
                      ("star", f, [args, ...])     one function, no kwargs
                      ("calls", None, items)        anything else
         -- dumps(): C pickler; cloudpickle when the C pickler fails or refers
-           to __main__ (objects only cloudpickle can send by value) --> bytes
+           to __main__ (objects only cloudpickle can send by value)
+           --> bytes, or (bytes, [buffer, ...]) with protocol-5 buffers
+           (array data) out of band
 
 Worker side (``run_pickled_batch``): loads, run the batch in C (``map``,
 ``itertools.starmap``) or in a plain loop, pickle the result list the same
-way, return bytes. The caller unpickles them in ``load_results``.
+way, return the packet. The caller unpickles them in ``load_results``.
 
 A transport session, when present, sees every object first
 (``reduce_task_object``, as ``reducer_override`` of either pickler) and may
@@ -83,27 +85,27 @@ def session_reducer(
 class _CPickler(pickle.Pickler):
     """The C pickler, with the transport session's reducer in front."""
 
-    def __init__(self, file: Any, reduce_first: Any) -> None:
+    def __init__(self, file: Any, reduce_first: Any, buffer_callback: Any) -> None:
         # Instance attributes set before __init__: the C pickler reads them
         # there and calls them without a Python frame of ours in between.
         if type(reduce_first) is TypedReducer:
             self.dispatch_table = reduce_first.table(copyreg.dispatch_table)
         else:
             self.reducer_override = reduce_first
-        super().__init__(file, protocol=_PROTOCOL)
+        super().__init__(file, protocol=_PROTOCOL, buffer_callback=buffer_callback)
 
 
 class _SessionPickler(cloudpickle.Pickler):
     """cloudpickle, but the transport session gets the first word."""
 
-    def __init__(self, file: Any, reduce_first: Any) -> None:
+    def __init__(self, file: Any, reduce_first: Any, buffer_callback: Any) -> None:
         self._reduce_first = None
         if type(reduce_first) is TypedReducer:
             base = cloudpickle.Pickler.dispatch_table
             self.dispatch_table = reduce_first.table(base)
         else:
             self._reduce_first = reduce_first
-        super().__init__(file, protocol=_PROTOCOL)
+        super().__init__(file, protocol=_PROTOCOL, buffer_callback=buffer_callback)
 
     def reducer_override(self, obj: Any) -> Any:
         if self._reduce_first is not None:
@@ -113,40 +115,81 @@ class _SessionPickler(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
-def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes | None:
-    """Bytes of the C pickler, or None when only cloudpickle can do it right."""
+def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
+    """Packet of the C pickler, or None when only cloudpickle can do it right."""
     if cloudpickle.list_registry_pickle_by_value():
         return None
+    buffers: list[pickle.PickleBuffer] = []
     try:
         if reduce_first is None:
-            data = pickle.dumps(obj, _PROTOCOL)
+            data = pickle.dumps(obj, _PROTOCOL, buffer_callback=buffers.append)
         else:
             buf = io.BytesIO()
-            _CPickler(buf, reduce_first).dump(obj)
+            _CPickler(buf, reduce_first, buffers.append).dump(obj)
             data = buf.getvalue()
     except Exception:
         # Lambdas, local functions and classes, modules, ...: by value.
         return None
     # The C pickler refers to __main__ objects by name; the other process
     # has another __main__. A false hit (a string in the data) only costs
-    # the slower pickler.
+    # the slower pickler. Buffers (array data) are out of band: not scanned.
     if _MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data:
         return None
-    return data
+    return _pack(data, buffers)
 
 
-def _cloud_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
+def _cloud_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
     buf = io.BytesIO()
+    buffers: list[pickle.PickleBuffer] = []
     if reduce_first is None:
-        cloudpickle.Pickler(buf, protocol=_PROTOCOL).dump(obj)
+        pickler = cloudpickle.Pickler(
+            buf, protocol=_PROTOCOL, buffer_callback=buffers.append
+        )
     else:
-        _SessionPickler(buf, reduce_first).dump(obj)
-    return buf.getvalue()
+        pickler = _SessionPickler(buf, reduce_first, buffers.append)
+    pickler.dump(obj)
+    return _pack(buf.getvalue(), buffers)
 
 
-def _dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> bytes:
+def _dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
     data = _c_dump(obj, reduce_first)
     return _cloud_dump(obj, reduce_first) if data is None else data
+
+
+# -- packets: pickle bytes and out-of-band buffers ----------------------------
+#
+# Protocol-5 buffers (numpy arrays, PickleBuffer) leave the pickle stream: a
+# file-backed C pickler copies in-band buffers at several times memcpy's cost,
+# and the __main__ scan would read them too. Each is copied once, right away
+# (a task sees its data as it was when dispatched), into a bytearray of its
+# own -- bytes if it was read-only -- so arrays arrive writable or read-only
+# as they would in-band, and a result kept alive does not pin its batch.
+
+
+def _pack(data: bytes, buffers: list[pickle.PickleBuffer]) -> Any:
+    if not buffers:
+        return data
+    owned: list[Any] = []
+    for pb in buffers:
+        with pb.raw() as raw:
+            owned.append(bytes(raw) if raw.readonly else bytearray(raw))
+        pb.release()
+    return data, owned
+
+
+def _loads(packet: Any) -> Any:
+    if type(packet) is bytes:
+        return pickle.loads(packet)
+    data, buffers = packet
+    return pickle.loads(data, buffers=buffers)
+
+
+def packet_size(packet: Any) -> int:
+    """Bytes held by a packet of :func:`dumps_batch` or of a worker's results."""
+    if type(packet) is bytes:
+        return len(packet)
+    data, buffers = packet
+    return len(data) + sum(len(b) for b in buffers)
 
 
 def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
@@ -171,10 +214,11 @@ def _find_culprit(batch: Any, reduce_first: Callable[[Any], Any] | None) -> str:
 
 def dumps_batch(
     batch: Any, session: Any = None, cloud: bool = False
-) -> tuple[bytes, bool]:
+) -> tuple[Any, bool]:
     """Pickle ``batch`` (a BatchedCalls) for ``run_pickled_batch``.
 
-    Returns the bytes and whether cloudpickle was needed; ``cloud=True``
+    Returns the packet (pickle bytes, or the bytes and their out-of-band
+    buffers) and whether cloudpickle was needed; ``cloud=True``
     goes to cloudpickle at once (a previous batch of the call needed it).
     PicklingError names the function or argument that failed.
     """
@@ -215,13 +259,43 @@ def _run(kind: str, func: Any, data: Any) -> Any:
     return func()
 
 
-def run_pickled_batch(payload: bytes, result_reducer: Any = None) -> bytes:
+def pack_reducer(reducer: Any) -> Any:
+    """``reducer`` as pickle bytes, sent with every batch of a session.
+
+    Bytes cost the executor's (cloudpickle) pickler a fraction of an object
+    graph naming classes, and the worker unpickles them once per session.
+    """
+    if reducer is None:
+        return None
+    try:
+        return pickle.dumps(reducer, _PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(reducer, _PROTOCOL)
+
+
+# Worker side: the last few sessions' reducers, by their pickle bytes.
+_REDUCERS: dict[bytes, Any] = {}
+
+
+def _unpack_reducer(packed: Any) -> Any:
+    if type(packed) is not bytes:
+        return packed
+    reducer = _REDUCERS.get(packed)
+    if reducer is None:
+        reducer = pickle.loads(packed)
+        if len(_REDUCERS) >= 8:
+            _REDUCERS.clear()
+        _REDUCERS[packed] = reducer
+    return reducer
+
+
+def run_pickled_batch(payload: Any, result_reducer: Any = None) -> Any:
     """Worker side: unpickle a batch, run it, return its pickled results.
 
     Results travel as bytes pickled here (C pickler first), not by loky's
     cloudpickle-based result pickler: cheaper, and the same for every backend.
     """
-    kind, func, data, backend, n_jobs = pickle.loads(payload)
+    kind, func, data, backend, n_jobs = _loads(payload)
     if backend is None:
         results = _run(kind, func, data)
     else:
@@ -230,12 +304,12 @@ def run_pickled_batch(payload: bytes, result_reducer: Any = None) -> bytes:
         with _nested_scope(backend, n_jobs):
             results = _run(kind, func, data)
     del data
-    return _dump(results, result_reducer)
+    return _dump(results, _unpack_reducer(result_reducer))
 
 
-def load_results(data: bytes) -> list:
+def load_results(data: Any) -> list:
     """Caller side: the result list of a batch run by ``run_pickled_batch``."""
-    return pickle.loads(data)
+    return _loads(data)
 
 
 class _CloudFunction:
