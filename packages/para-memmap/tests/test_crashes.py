@@ -134,3 +134,50 @@ def test_caller_interrupted_or_killed(sig):
         _reap(workers)
     left = wait_until_gone(_semaphores_of(proc.pid), timeout=10)
     assert not left, f"loky semaphores left after {sig!r}: {sorted(left)}"
+
+
+PREFIX_CALLER = textwrap.dedent(
+    """
+    import os, sys, time
+    from para_memmap import _watchdog
+
+    root, me = sys.argv[1], f"para-memmap-{os.getpid()}-"
+    _watchdog.track_prefix(root, me)
+    os.makedirs(os.path.join(root, me + "call", "inner"))
+    open(os.path.join(root, me + "array.dat"), "wb").close()
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_watchdog_sweeps_the_prefix_of_a_killed_caller_only(tmp_path):
+    # Folders of other processes (another pid, another name) stay.
+    others = [tmp_path / "para-memmap-1-call", tmp_path / "unrelated"]
+    for path in others:
+        path.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PREFIX_CALLER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        watchdog = psutil.Process(proc.pid).children()
+        ours = {
+            str(tmp_path / f"para-memmap-{proc.pid}-call"),
+            str(tmp_path / f"para-memmap-{proc.pid}-array.dat"),
+        }
+        assert all(os.path.exists(p) for p in ours)
+        proc.kill()
+        proc.wait(timeout=30)
+        assert not wait_until_gone(ours)
+        assert all(path.exists() for path in others)
+        # Having swept, the watchdog exits.
+        _, alive = psutil.wait_procs(watchdog, timeout=10)
+        assert not alive
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

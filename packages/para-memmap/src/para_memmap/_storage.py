@@ -1,9 +1,10 @@
 """Where shared files live, how they are written, and who removes them.
 
 Every file para-memmap creates sits in a folder whose name starts with
-``para-memmap-``. A folder is tracked by a watchdog process as soon as it
-exists, so that it is removed even when the caller is killed; the caller
-removes it itself on the normal path (and at interpreter exit for anything an
+``para-memmap-<pid>-``. The watchdog process is told once per root folder to
+remove whatever this process leaves there under that prefix, so that folders
+go even when the caller is killed, without a message per call; the caller
+removes them itself on the normal path (and at interpreter exit for anything an
 interrupted call left behind).
 """
 
@@ -42,6 +43,7 @@ CHUNK_BYTES = 1 << 20
 
 _live_lock = threading.Lock()
 _live_folders: dict[str, int] = {}  # folder -> pid of its creator
+_watched_roots: set[tuple[str, int]] = set()  # (root, pid) the watchdog sweeps
 _atexit_registered = False
 
 
@@ -88,7 +90,6 @@ def _remove_folder(path: str) -> None:
         os.rmdir(path)  # the common case, and much cheaper than rmtree
     except OSError:
         shutil.rmtree(path, ignore_errors=True)
-    _watchdog.forget(path)
     with _live_lock:
         _live_folders.pop(path, None)
 
@@ -103,12 +104,16 @@ def _remove_live_folders_at_exit() -> None:
 
 def _track(path: str) -> None:
     global _atexit_registered
-    _watchdog.track(path)
+    root, pid = os.path.dirname(path), os.getpid()
     with _live_lock:
-        _live_folders[path] = os.getpid()
+        new_root = (root, pid) not in _watched_roots
+        _watched_roots.add((root, pid))
+        _live_folders[path] = pid
         if not _atexit_registered:
             atexit.register(_remove_live_folders_at_exit)
             _atexit_registered = True
+    if new_root:
+        _watchdog.track_prefix(root, f"{PREFIX}{pid}-")
 
 
 class SharedFolder:
@@ -120,7 +125,7 @@ class SharedFolder:
 
     def __init__(self, temp_folder: str | None = None) -> None:
         self.root, self.auto_shm = resolve_root(temp_folder)
-        self.name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.name = f"{PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         self._lock = threading.Lock()
         self._paths: dict[str, str] = {}  # root -> created folder
         self._warned = False
@@ -137,7 +142,10 @@ class SharedFolder:
             if path is None:
                 path = os.path.join(root, self.name)
                 try:
-                    os.makedirs(path, mode=0o700)
+                    try:
+                        os.mkdir(path, mode=0o700)
+                    except FileNotFoundError:  # a temp_folder yet to be made
+                        os.makedirs(path, mode=0o700)
                 except FileExistsError:
                     pass
                 except OSError as exc:

@@ -9,7 +9,12 @@ watchdog's pipe is close-on-exec: only the caller holds it.
 
     caller --"+<hex path>\\n"--> watchdog   (track)
     caller --"-<hex path>\\n"--> watchdog   (forget: the caller removed it)
+    caller --"*<hex folder NUL prefix>\\n"--> (track every entry of folder
+                                             whose name starts with prefix)
     caller dies / exits    -->  EOF: the watchdog removes what is still tracked
+
+A prefix is sent once per folder and process: the per-call folders, named
+after the caller's pid, then cost the caller no message at all.
 
 The watchdog is started on first use, in its own session so that a Ctrl-C in
 the terminal does not kill it before the caller had a chance to clean up.
@@ -26,7 +31,7 @@ import threading
 import warnings
 from typing import IO
 
-__all__ = ["forget", "track"]
+__all__ = ["forget", "track", "track_prefix"]
 
 # Self-contained on purpose: the child imports nothing of ours, so it works
 # from a vendored copy too.
@@ -35,12 +40,23 @@ import os, shutil, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 tracked = {}
+prefixes = set()
 for line in sys.stdin.buffer:
     op, path = line[:1], os.fsdecode(bytes.fromhex(line[1:].strip().decode()))
     if op == b"+":
         tracked[path] = tracked.get(path, 0) + 1
     elif op == b"-":
         tracked.pop(path, None)
+    elif op == b"*":
+        prefixes.add(tuple(path.split("\0", 1)))
+for folder, prefix in prefixes:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        continue
+    for name in names:
+        if name.startswith(prefix):
+            tracked[os.path.join(folder, name)] = 1
 for path in sorted(tracked, key=len, reverse=True):
     try:
         if os.path.isdir(path) and not os.path.islink(path):
@@ -109,6 +125,11 @@ def _send(op: bytes, path: str) -> None:
 def track(path: str) -> None:
     """Have ``path`` (file or folder) removed if this process dies first."""
     _send(b"+", path)
+
+
+def track_prefix(folder: str, prefix: str) -> None:
+    """Have every entry of ``folder`` named ``prefix...`` removed if we die."""
+    _send(b"*", f"{folder}\0{prefix}")
 
 
 def forget(path: str) -> None:
