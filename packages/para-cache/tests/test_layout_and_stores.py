@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 import para_cache
+import para_persist
 from para_cache import (
     FileSystemStoreBackend,
     Logger,
@@ -276,3 +277,36 @@ def test_torn_metadata_counts_as_expired(tmp_path):
     assert g(1) == 1
     assert calls == [1, 1]
     assert json.loads((entry / "metadata.json").read_text())["input_args"]
+
+
+@pytest.mark.parametrize("compress", [False, 3, ("bz2", 1)])
+def test_outputs_small_and_big_round_trip(tmp_path, compress):
+    # Outputs are written through a bare descriptor: small pieces gathered,
+    # big ones (here a 2 MB array block) written directly.
+    np = pytest.importorskip("numpy")
+    mem = Memory(tmp_path, verbose=0, compress=compress)
+    make = mem.cache(lambda n: {"small": list(range(n)), "big": np.arange(n * 1.0)})
+    first = make(250_000)
+    again = make(250_000)
+    assert again["small"] == first["small"] == list(range(250_000))
+    assert np.array_equal(again["big"], first["big"])
+    (entry,) = list(tmp_path.rglob("output.pkl"))
+    assert para_persist.load(str(entry))["big"].nbytes == 2_000_000
+
+
+def test_fd_file_gathers_small_writes_and_passes_big_ones(tmp_path):
+    from para_cache._store import _WBUF, _FdFile
+
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        out = _FdFile(fd)
+        out.write(b"head")
+        assert os.fstat(fd).st_size == 0  # gathered
+        out.write(memoryview(b"x" * _WBUF))  # big: pending bytes go first
+        out.write(bytearray(b"tail"))
+        assert out.tell() == 8 + _WBUF
+        out.close()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"head" + b"x" * _WBUF + b"tail"

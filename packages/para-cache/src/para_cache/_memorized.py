@@ -145,15 +145,20 @@ class MemorizedFunc(Logger):
         return self._args_id(args, kwargs)
 
     def _args_id(self, args, kwargs) -> str:
+        return self._args_key(args, kwargs)[1]
+
+    def _args_key(self, args, kwargs) -> tuple[dict, str]:
+        """The call's arguments by name (reused for the metadata) and hash."""
         spec = self._spec
         if spec is None:
             spec = self._spec = ArgSpec(self.func)
         filtered = filter_args(self.func, self.ignore, args, kwargs, spec=spec)
-        return _hash(
+        args_id = _hash(
             filtered,
             hash_name=self._hash_name,
             coerce_mmap=self.mmap_mode is not None,
         )
+        return filtered, args_id
 
     # -- code change detection ----------------------------------------------
     @property
@@ -265,7 +270,7 @@ class MemorizedFunc(Logger):
         return True
 
     def _cached_call(self, args, kwargs, shelving):
-        args_id = self._args_id(args, kwargs)
+        filtered, args_id = self._args_key(args, kwargs)
         call_id = (self.func_id, args_id)
         if self._verbose >= 20:
             self._log_query(call_id, args, kwargs)
@@ -306,7 +311,7 @@ class MemorizedFunc(Logger):
                 f"Computing func {name}, argument hash {args_id} "
                 f"in location {location['location']}"
             )
-        return self._call(call_id, args, kwargs, shelving)
+        return self._call(call_id, args, kwargs, shelving, filtered)
 
     def _log_query(self, call_id, args, kwargs):
         logging.basicConfig(level=logging.INFO)
@@ -370,19 +375,23 @@ class MemorizedFunc(Logger):
         self._write_func_code(func_code, first_line)
 
     # -- computing ----------------------------------------------------------
-    def _call(self, call_id, args, kwargs, shelving=False):
+    def _call(self, call_id, args, kwargs, shelving=False, filtered=None):
         self._before_call(args, kwargs)
         start = time.time()
         output = self.func(*args, **kwargs)
-        return self._after_call(call_id, args, kwargs, shelving, output, start)
+        return self._after_call(
+            call_id, args, kwargs, shelving, output, start, filtered
+        )
 
     def _before_call(self, args, kwargs):
         if self._verbose > 0:
             print(format_call(self.func, args, kwargs))
 
-    def _after_call(self, call_id, args, kwargs, shelving, output, start_time):
+    def _after_call(
+        self, call_id, args, kwargs, shelving, output, start_time, filtered=None
+    ):
         duration = time.time() - start_time
-        metadata = self._make_metadata(duration, args, kwargs)
+        metadata = self._make_metadata(duration, args, kwargs, filtered)
         self.store_backend.store_entry(call_id, output, metadata, verbose=self._verbose)
         if self._verbose > 0:
             self._print_duration(time.time() - start_time)
@@ -395,9 +404,13 @@ class MemorizedFunc(Logger):
                 output = self._load_item(call_id, metadata)
         return output, metadata
 
-    def _make_metadata(self, duration, args, kwargs):
+    def _make_metadata(self, duration, args, kwargs, filtered=None):
         start = time.time()
-        arguments = filter_args(self.func, self.ignore, args, kwargs, spec=self._spec)
+        arguments = filtered
+        if arguments is None:
+            arguments = filter_args(
+                self.func, self.ignore, args, kwargs, spec=self._spec
+            )
         metadata = {
             "duration": duration,
             "input_args": {k: repr(v) for k, v in arguments.items()},
@@ -475,8 +488,10 @@ class AsyncMemorizedFunc(MemorizedFunc):
             out = await out
         return out
 
-    async def _call(self, call_id, args, kwargs, shelving=False):
+    async def _call(self, call_id, args, kwargs, shelving=False, filtered=None):
         self._before_call(args, kwargs)
         start = time.time()
         output = await self.func(*args, **kwargs)
-        return self._after_call(call_id, args, kwargs, shelving, output, start)
+        return self._after_call(
+            call_id, args, kwargs, shelving, output, start, filtered
+        )

@@ -39,7 +39,52 @@ CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
 
 _ENTRY_NAME = re.compile(r"[a-f0-9]{32}|[a-f0-9]{40}")
 _UNITS = {"K": 1, "M": 2, "G": 3}
-_WBUF = 256 * 1024  # write buffer of output.pkl
+_WBUF = 256 * 1024  # writes up to this size are gathered before a syscall
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _write_all(fd: int, data: Any) -> None:
+    with memoryview(data) as view, view.cast("B") as rest:
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+class _FdFile:
+    """The binary file ``dump`` needs, on a bare descriptor.
+
+    A cache entry is mostly a few small pieces: they are gathered and written
+    with one system call, without the file object machinery of ``open``; big
+    array blocks go straight to the descriptor.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pos = 0
+        self._pending = bytearray()
+
+    def write(self, data: Any) -> int:
+        with memoryview(data) as view:
+            n = view.nbytes
+            if n >= _WBUF:
+                self.flush()
+                _write_all(self._fd, view)
+            else:
+                self._pending += view
+                if len(self._pending) >= _WBUF:
+                    self.flush()
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        if self._pending:
+            _write_all(self._fd, self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:  # the descriptor is the caller's to close
+        self.flush()
 
 
 def _warn_not_cached(exc: Exception) -> None:
@@ -425,23 +470,20 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         tmp = _temp_name(item_path)
         os.mkdir(tmp)  # FileNotFoundError: function folder cleared, retried
         try:
-            # An explicit buffer size spares the isatty probe of open().
-            with open(os.path.join(tmp, "output.pkl"), "wb", buffering=_WBUF) as f:
-                _persist.dump(item, f, compress=self.compress)
+            fd = os.open(os.path.join(tmp, "output.pkl"), _NEW_FILE, 0o666)
+            try:
+                out = _FdFile(fd)
+                _persist.dump(item, out, compress=self.compress)
+                out.flush()
                 if self._fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             names = ("output.pkl",)
             if meta is not None:
-                fd = os.open(
-                    os.path.join(tmp, "metadata.json"),
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                    0o666,
-                )
+                fd = os.open(os.path.join(tmp, "metadata.json"), _NEW_FILE, 0o666)
                 try:
-                    view = memoryview(meta)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    _write_all(fd, meta)
                     if self._fsync:
                         os.fsync(fd)
                 finally:
