@@ -144,6 +144,20 @@ def fan_out_first(lib, data, repeat):
     return timed_and_peak(run, repeat)
 
 
+def sees_in_place_change(lib, nbytes):
+    """Whether a later call of a with-block sees an array changed in place.
+
+    joblib recognises an array it already wrote by identity alone and keeps
+    sending the stale copy; para checks the content (checksum) each call.
+    """
+    data = np.ones(nbytes // 8)
+    with lib.Parallel(n_jobs=N_JOBS) as parallel:
+        parallel(lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS))
+        data *= 2
+        got = parallel(lib.delayed(slice_sum)(data, i, N_TASKS) for i in range(N_TASKS))
+    return sum(got) == float(data.sum())
+
+
 def fan_out_later(lib, data, repeat):
     with lib.Parallel(n_jobs=N_JOBS) as parallel:
 
@@ -224,6 +238,8 @@ def main() -> None:
     p, pm = fan_out_later(para, data, repeat)
     j, jm = fan_out_later(joblib, data, repeat)
     add(f"fan-out {mb} MB, later calls in a with-block", p, j, ">= 5x", pm, jm)
+    rows[-1]["para_sees_change"] = sees_in_place_change(para, 80_000_000)
+    rows[-1]["joblib_sees_change"] = sees_in_place_change(joblib, 80_000_000)
     p, pm = fan_out_first(para, shared, repeat)
     add(f"fan-out {mb} MB, para_memmap.empty array", p, j, ">= 10x", pm, jm)
     row = rows[-1]
@@ -255,6 +271,11 @@ def main() -> None:
             f"{r['workload']:58} {r['para_s']:8.3f} {other:9.3f} "
             f"{r['ratio']:6.2f}x  {r['target']}"
         )
+        if "para_sees_change" in r:
+            print(
+                f"{'  array changed in place, next call correct (para / joblib)':58}"
+                f" {r['para_sees_change']!s:>8} {r['joblib_sees_change']!s:>9}"
+            )
         if "para_peak_mb" in r:
             print(
                 f"{'  peak memory growth MB (para / joblib)':58} "
