@@ -261,3 +261,15 @@ def test_zstd_file(folder):
         assert f.read() == data
     with pytest.raises(ValueError, match="between 1 and 22"):
         para_persist.ZstdFile(folder / "z", "wb", compresslevel=30)
+
+
+@pytest.mark.parametrize("level", [None, 1, 9])
+def test_lz4_frames_have_independent_blocks(tmp_path, level):
+    pytest.importorskip("lz4.frame")
+    value = [bytes(range(256)) * 4000, "x" * 300_000, list(range(50_000))]
+    path = tmp_path / "v.pkl.lz4"
+    dump(value, path, compress="lz4" if level is None else ("lz4", level))
+    data = path.read_bytes()
+    assert data[:4] == b"\x04\x22\x4d\x18"
+    assert data[4] & 0x20, "FLG byte: block independence flag not set"
+    assert load(path) == value

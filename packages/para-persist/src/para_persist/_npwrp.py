@@ -21,6 +21,7 @@ import warnings
 import zlib
 from typing import Any
 
+from . import _bigio
 from ._errors import CorruptFileError
 
 __all__ = [
@@ -219,6 +220,9 @@ def _read_big_segment(
         flat = u8.view(dtype)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     flat = np.empty(math.prod(shape), dtype=dtype)
+    if shuffle is None and nbytes >= _bigio.THREADED_MIN and _bigio.available(True):
+        _bigio.read_at(f.fileno(), data_offset, flat.view(np.uint8))
+        return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     f.seek(data_offset)
     if shuffle is not None:
         _read_shuffled(np, f, flat, shuffle)
@@ -290,6 +294,16 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     shuffle = w.__dict__.get("para_shuffle")
     if shuffle is not None:
         _read_shuffled(np, f, flat, shuffle)
+    elif (
+        nbytes >= _bigio.THREADED_MIN
+        and ctx.file_size is not None
+        and ctx.filename is not None
+        and _bigio.available(True)
+    ):
+        # A plain file opened by path (a joblib file): two threads read it.
+        offset = f.tell()
+        _bigio.read_at(f.fileno(), offset, flat.view(np.uint8))
+        f.seek(offset + nbytes)
     else:
         chunk = 0 if ctx.file_size is not None else _STREAM_CHUNK
         _readinto_exact(f, flat, "array data", chunk)

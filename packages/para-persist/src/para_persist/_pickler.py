@@ -35,6 +35,7 @@ import sys
 import zlib
 from typing import Any
 
+from . import _bigio
 from ._npwrp import NUMPY_ARRAY_ALIGNMENT_BYTES, NumpyArrayWrapper
 
 HEAD = b"X\x0c\x00\x00\x00para_persist0"  # BINUNICODE 'para_persist', POP
@@ -63,8 +64,11 @@ _PADS = [bytes([n]) + b"\xff" * n for n in range(17)]
 class _Splicer:
     """The pickler's file: lays big arrays out raw and keeps the index."""
 
-    def __init__(self, out: Any, base: int, slice_writes: bool) -> None:
+    def __init__(
+        self, out: Any, base: int, slice_writes: bool, big: Any = None
+    ) -> None:
         self._write = out.write
+        self._big = big  # writes a big raw block with two threads, or None
         self._base = base
         self._slice = slice_writes
         self._pos = 0
@@ -138,6 +142,8 @@ class _Splicer:
         elif self._slice and nbytes > _SLICE:
             for i in range(0, nbytes, _SLICE):
                 self._write(raw[i : i + _SLICE])
+        elif self._big is not None and nbytes >= _bigio.THREADED_MIN:
+            self._big(u8)
         else:
             self._write(raw)
         self._write(b"N")
@@ -227,10 +233,20 @@ def _shuffle_helps(u8: Any, itemsize: int) -> bool:
 
 
 def write_stream(
-    value: Any, out: Any, protocol: int, base: int, sliced: bool, shuffle: bool
+    value: Any,
+    out: Any,
+    protocol: int,
+    base: int,
+    sliced: bool,
+    shuffle: bool,
+    big: Any = None,
 ) -> None:
-    """Pickle ``value`` into the binary file object ``out``."""
-    splicer = _Splicer(out, base, sliced)
+    """Pickle ``value`` into the binary file object ``out``.
+
+    ``big(u8)``, if given, writes the bytes of a big array at the position
+    of ``out`` and moves past them (see ``_bigio``).
+    """
+    splicer = _Splicer(out, base, sliced, big)
     splicer.start()
     _ParaPickler(splicer, protocol, shuffle).dump(value)
     splicer.finish()
