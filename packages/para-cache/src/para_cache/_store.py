@@ -40,6 +40,9 @@ CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
 _ENTRY_NAME = re.compile(r"[a-f0-9]{32}|[a-f0-9]{40}")
 _UNITS = {"K": 1, "M": 2, "G": 3}
 _WBUF = 256 * 1024  # writes up to this size are gathered before a syscall
+# Names inside an entry folder, joined by concatenation on the miss path.
+_OUTPUT = os.sep + "output.pkl"
+_METADATA = os.sep + "metadata.json"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -470,7 +473,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         tmp = _temp_name(item_path)
         os.mkdir(tmp)  # FileNotFoundError: function folder cleared, retried
         try:
-            fd = os.open(os.path.join(tmp, "output.pkl"), _NEW_FILE, 0o666)
+            fd = os.open(tmp + _OUTPUT, _NEW_FILE, 0o666)
             try:
                 out = _FdFile(fd)
                 _persist.dump(item, out, compress=self.compress)
@@ -481,7 +484,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
                 os.close(fd)
             names = ("output.pkl",)
             if meta is not None:
-                fd = os.open(os.path.join(tmp, "metadata.json"), _NEW_FILE, 0o666)
+                fd = os.open(tmp + _METADATA, _NEW_FILE, 0o666)
                 try:
                     _write_all(fd, meta)
                     if self._fsync:
