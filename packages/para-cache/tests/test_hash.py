@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import collections
 import decimal
+import hashlib
 import pickle
+import threading
 import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import para_cache
 from para_cache import Hasher, NumpyHasher, hash
 
 ALGOS = ["md5", "sha1", "xxh3"]
@@ -221,3 +224,44 @@ def test_xxh3_without_xxhash_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(para_cache._hashing, "_FACTORIES", {})
     with pytest.raises(ValueError, match=r"xxhash.*fast-hash"):
         hash(1, "xxh3")
+
+
+# -- big buffers: md5/sha1 over pieces hashed on every core ------------------
+
+
+@pytest.mark.parametrize("hash_name", ["md5", "sha1"])
+def test_big_arrays_keep_the_equality_rules(hash_name, tmp_path):
+    np = pytest.importorskip("numpy")
+    from para_cache import _hashing
+
+    # Just above the threshold, and not a whole number of pieces.
+    n = (_hashing._TREE_MIN + _hashing._TREE_PIECE // 2) // 8
+    a = np.random.default_rng(0).random(n)
+    digest = para_cache.hash(a, hash_name)
+    assert para_cache.hash(a.copy(), hash_name) == digest
+    for index in (0, n // 2, n - 1):  # first, middle and last (partial) piece
+        b = a.copy()
+        b[index] += 1.0
+        assert para_cache.hash(b, hash_name) != digest
+    assert para_cache.hash(a.reshape(2, -1), hash_name) != digest  # shape counts
+    f = np.asfortranarray(a.reshape(-1, 2))
+    assert para_cache.hash(f.copy(order="F"), hash_name) == para_cache.hash(
+        f, hash_name
+    )
+    m = np.memmap(tmp_path / "a.dat", dtype=a.dtype, mode="w+", shape=a.shape)
+    m[:] = a
+    assert para_cache.hash(m, hash_name, coerce_mmap=True) == digest
+    del m
+
+
+def test_piece_digests_are_the_digests_of_the_pieces():
+    from para_cache import _hashing
+
+    data = bytes(range(256)) * (3 * _hashing._TREE_PIECE // 256 + 7)
+    expected = b"".join(
+        hashlib.md5(data[i : i + _hashing._TREE_PIECE]).digest()
+        for i in range(0, len(data), _hashing._TREE_PIECE)
+    )
+    before = threading.active_count()
+    assert _hashing._piece_digests("md5", data) == expected
+    assert threading.active_count() == before  # the helper threads are joined
