@@ -220,3 +220,48 @@ def test_whole_file_read_gives_independent_writable_arrays(folder, n):
     out["c"][:] = -2
     np.testing.assert_array_equal(out["b"], ref + 1)
     np.testing.assert_array_equal(load(path)["a"], ref)
+
+
+def _small_arrays():
+    rng = np.random.default_rng(3)
+    return {
+        "f8": rng.random(16),
+        "be": np.arange(12, dtype=">i4"),
+        "fortran": np.asfortranarray(rng.random((5, 7))),
+        "c2d": rng.random((3, 4)),
+        "zero_d": np.array(7, dtype=np.int16),
+        "empty": np.empty((0, 4)),
+        "dt": np.arange(6).astype("M8[D]"),
+        "struct": np.zeros(4, dtype=[("a", "<i2"), ("b", ">f4")]),
+        "matrix": np.matrix([[1.0, 2.0]]),
+        "u1": np.arange(200, dtype=np.uint8),
+    }
+
+
+@pytest.mark.parametrize("with_big", [False, True])
+@pytest.mark.parametrize("native", [True, False])
+def test_many_small_arrays_fast_path(folder, with_big, native):
+    # Small file: held whole in memory; with a 2 MB array the small blocks
+    # are gathered from the index and the big one read on its own.
+    value = {f"k{i}": _small_arrays() for i in range(50)}
+    if with_big:
+        value["big"] = np.arange(250_000, dtype=np.float64)
+    path = folder / "s.pkl"
+    dump(value, path)
+    got = load(path, ensure_native_byte_order=native)
+    assert got.keys() == value.keys()
+    for key, want in value.items():
+        if key == "big":
+            assert np.array_equal(got[key], want)
+            continue
+        for name, arr in want.items():
+            out = got[key][name]
+            assert type(out) is type(arr), name
+            assert out.shape == arr.shape and np.array_equal(out, arr), name
+            if arr.dtype.fields is None:
+                assert out.dtype.isnative if native else out.dtype == arr.dtype
+            assert out.flags.f_contiguous == arr.flags.f_contiguous, name
+            assert out.flags.writeable, name
+    # Each loaded array owns its memory: writing one leaves the others alone.
+    got["k0"]["f8"][0] = -1.0
+    assert got["k1"]["f8"][0] == value["k1"]["f8"][0]

@@ -141,13 +141,14 @@ def test_failing_thread_keeps_old_file_and_leaves_nothing(folder, monkeypatch, s
     dump({"old": 1}, path)
     monkeypatch.setattr(_bigio, "_LINUX", False)
     real = os.pwrite
-    count = {"n": 0}
 
     def pwrite(fd, data, offset):
-        count["n"] += 1
+        # The failing side fails at once; the other one is slow, so that
+        # the failing side surely gets a piece.
         caller = threading.current_thread() is threading.main_thread()
-        if count["n"] > 2 and caller == (side == "caller"):
+        if caller == (side == "caller"):
             raise OSError(errno.ENOSPC, "No space left on device")
+        time.sleep(0.005)
         return real(fd, data, offset)
 
     monkeypatch.setattr(_bigio, "_pwrite", pwrite)

@@ -27,7 +27,7 @@ from typing import Any
 from . import _bigio, _compressors
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
-from ._npwrp import read_zfile
+from ._npwrp import SMALL_BLOCK, read_zfile
 from ._pickler import FOOTER, HEAD, MAGIC, SEGMENT, write_stream
 from ._unpickler import _Ctx, _FastUnpickler, _StreamUnpickler, normalize_allowed
 
@@ -43,7 +43,6 @@ _READ_BUFFER = 64 * 1024
 # checked before the C unpickler reads them. dump writes the size for streams
 # under the same bound; a forged size costs at most this much memory.
 _IN_MEMORY = _compressors._ZSTD_THREADED_MIN
-_SMALL_BLOCK = 64 * 1024  # array blocks up to this size are read with the index
 # Uncompressed para files up to this size are read whole by ``load``.
 _WHOLE_FILE = 1024**2
 _O_FLAGS = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -263,12 +262,12 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     for off, length in segments:
         if off < pos or length < 1 or off + length > table_start:
             raise CorruptFileError("damaged para-persist index")
-        if length <= _SMALL_BLOCK:
+        if length <= SMALL_BLOCK:
             small_len += length
         pos = off + length
     if table_start - sum(n for _, n in segments) != struct_len:
         raise CorruptFileError("damaged para-persist index")
-    if table_start - struct_len - small_len <= _SMALL_BLOCK:
+    if table_start - struct_len - small_len <= SMALL_BLOCK:
         # No big block: one read, then slices in memory.
         whole = bytearray(table_start)
         f.seek(0)
@@ -283,7 +282,7 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
         if zlib.crc32(table, zlib.crc32(data)) != crc:
             raise CorruptFileError("checksum mismatch: the file is damaged")
         ctx.segments = segments
-        ctx.small = (whole, {off: off for off, _ in segments})
+        ctx.small = (whole, None)  # every block is small: offsets index it
         return data
     data = bytearray(struct_len)
     small = bytearray(small_len)
@@ -299,7 +298,7 @@ def _read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     for off, length in segments:
         read(view[at:], off - pos)
         at += off - pos
-        if length <= _SMALL_BLOCK:
+        if length <= SMALL_BLOCK:
             read(small_view[small_at:], length)
             starts[off] = small_at
             small_at += length
@@ -325,28 +324,27 @@ def _read_index_held(view: memoryview, ctx: _Ctx) -> bytearray:
         raise CorruptFileError("damaged para-persist index")
     table = view[table_start : size - FOOTER.size]
     segments = list(SEGMENT.iter_unpack(table))
-    pos = 0
+    # One pass: check the blocks are in order and inside, and collect the
+    # pickle bytes between them.
+    pieces: list[memoryview] = []
+    append = pieces.append
+    pos = total = 0
     for off, length in segments:
-        if off < pos or length < 1 or off + length > table_start:
+        if off < pos or length < 1:
             raise CorruptFileError("damaged para-persist index")
+        append(view[pos:off])
         pos = off + length
-    if table_start - sum(n for _, n in segments) != struct_len:
+        total += length
+    if pos > table_start or table_start - total != struct_len:
         raise CorruptFileError("damaged para-persist index")
-    if segments:
-        pieces, pos = [], 0
-        for off, length in segments:
-            pieces.append(view[pos:off])
-            pos = off + length
-        pieces.append(view[pos:table_start])
-        data = bytearray().join(pieces)
-    else:
-        data = bytearray(view[:table_start])
+    append(view[pos:table_start])
+    data = bytearray().join(pieces)
     if zlib.crc32(table, zlib.crc32(data)) != crc:
         raise CorruptFileError("checksum mismatch: the file is damaged")
     ctx.segments = segments
     # Every block is a slice of the held buffer: small ones are copied out
-    # by _read_segment, big ones become views of it.
-    ctx.small = (view.obj, {off: off for off, n in segments if n <= _SMALL_BLOCK})
+    # by the unpickler, big ones become views of it.
+    ctx.small = (view.obj, None)
     return data
 
 

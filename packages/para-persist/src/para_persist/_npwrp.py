@@ -38,6 +38,8 @@ _ZFILE_PREFIX = b"ZF"
 _ZFILE_LEN_FIELD = len(f"{2**64:#x}")  # 19: hex length, space padded
 _ZLIB_MAX_RATIO = 1032  # deflate cannot expand input more than this
 _STREAM_CHUNK = 1024**2
+# Array blocks up to this size are read with a para file's index.
+SMALL_BLOCK = 64 * 1024
 
 
 class NumpyArrayWrapper:
@@ -81,12 +83,6 @@ class NumpyArrayWrapper:
         if not isinstance(state, dict):
             raise CorruptFileError(f"bad array metadata {state!r}")
         self.__dict__.update(state)
-        ctx = type(self)._ctx
-        if ctx is not None and ctx.segments is not None:
-            # Fast path: the C unpickler cannot swap this placeholder for the
-            # array, so the array is read now and unwrapped by the REDUCE
-            # that follows it in para-written files.
-            self.array = _read_segment(self, ctx)
 
 
 class NDArrayWrapper:
@@ -231,14 +227,13 @@ def _read_big_segment(
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 
-def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
-    """Read (or map) the next raw block listed in a para file's index."""
+def _read_segment(w: Any, ctx: Any, offset: int, length: int) -> Any:
+    """Read (or map) a raw block of a para file, every check spelled out."""
     np, dtype, shape, order, nbytes = _meta(w)
     if dtype.hasobject:
         raise CorruptFileError("object array placeholder in a raw segment")
-    offset, length = ctx.next_segment()
     small, starts = ctx.small
-    start = starts.get(offset)
+    start = _small_start(starts, offset, length)
     if start is None or ctx.mmap_mode is not None or "para_shuffle" in w.__dict__:
         return _read_big_segment(w, ctx, np, dtype, shape, order, nbytes, offset)
     pad = small[start]
@@ -249,11 +244,91 @@ def _read_segment(w: NumpyArrayWrapper, ctx: Any) -> Any:
         )
     count = nbytes // dtype.itemsize if dtype.itemsize else 0
     flat = np.frombuffer(small, dtype, count, start + 1 + pad).copy()
-    arr = flat.reshape(shape, order=order)
-    subclass = w.subclass
-    if subclass is np.ndarray and (dtype.isnative or not ctx.native):
+    return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+
+
+def _small_start(starts: dict[int, int] | None, offset: int, length: int) -> Any:
+    """Where a small block starts in ``ctx.small`` (None: not held there).
+
+    ``starts`` is None when the buffer is the whole file: offsets are then
+    positions in it, and every block up to ``SMALL_BLOCK`` bytes is small.
+    """
+    if starts is None:
+        return offset if length <= SMALL_BLOCK else None
+    return starts.get(offset)
+
+
+class SegmentPlaceholder:
+    """``NumpyArrayWrapper`` of a para file read by the C unpickler.
+
+    No ``__setstate__``: BUILD fills the instance dict in C, and the
+    ``numpy.asanyarray`` REDUCE right after it (see :func:`segment_unwrapper`)
+    reads the array from the file's next raw block.
+    """
+
+    _ctx: Any = None
+
+
+def segment_unwrapper(ctx: Any) -> Any:
+    """``numpy.asanyarray`` for the C unpickler of a checked para file.
+
+    The arguments of the REDUCE are ``(placeholder, None)``: the array is
+    read from the next raw block listed in the index. The common case (a
+    small native array held in memory) is inlined; anything else takes
+    :func:`_read_segment` with its full checks.
+    """
+    np = _np()
+    asanyarray, ndarray, frombuffer = np.asanyarray, np.ndarray, np.frombuffer
+    dtype_type = np.dtype
+    prod = math.prod
+    segments = ctx.segments
+    n_segments = len(segments)
+    small, starts = ctx.small
+    in_memory = ctx.mmap_mode is None
+    native = ctx.native
+
+    def unwrap(a: Any, *args: Any) -> Any:
+        if not isinstance(a, SegmentPlaceholder):
+            return asanyarray(a, *args)
+        i = ctx.seg_i
+        if i >= n_segments:
+            raise CorruptFileError("file has more arrays than raw array blocks")
+        ctx.seg_i = i + 1
+        offset, length = segments[i]
+        d = a.__dict__
+        dtype, shape = d.get("dtype"), d.get("shape")
+        start = _small_start(starts, offset, length)
+        if (
+            start is None
+            or not in_memory
+            or type(shape) is not tuple
+            or not isinstance(dtype, dtype_type)
+            or dtype.hasobject
+            or not dtype.itemsize
+            or "para_shuffle" in d
+            or d.get("subclass", ndarray) is not ndarray
+        ):
+            return _read_segment(a, ctx, offset, length)
+        count = prod(shape)
+        pad = small[start]
+        if type(count) is not int or length != 1 + pad + count * dtype.itemsize:
+            raise CorruptFileError(
+                f"array block at offset {offset} has {length} bytes, "
+                f"metadata says {shape} x {dtype.itemsize} (+ padding)"
+            )
+        arr = frombuffer(small, dtype, count, start + 1 + pad).copy()
+        if len(shape) != 1:
+            order = d.get("order", "C")
+            if order != "C" and order != "F":
+                raise CorruptFileError(
+                    f"bad array order {order!r}; expected 'C' or 'F'"
+                )
+            arr = arr.reshape(shape, order=order)
+        if native and not dtype.isnative:
+            arr = arr.astype(dtype.newbyteorder("="))
         return arr
-    return _finish(np, arr, subclass, ctx.native)
+
+    return unwrap
 
 
 def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:

@@ -25,8 +25,10 @@ from ._errors import CorruptFileError, UnsafeLoadError
 from ._npwrp import (
     NDArrayWrapper,
     NumpyArrayWrapper,
+    SegmentPlaceholder,
     ZNDArrayWrapper,
     _read_stream,
+    segment_unwrapper,
 )
 
 _PLACEHOLDER_MODULES = (
@@ -130,7 +132,10 @@ class _Ctx:
         self.safe = safe
         self.allowed = allowed
         self.segments: list[tuple[int, int]] | None = None
-        self.small: tuple[bytearray, dict[int, int]] = (bytearray(), {})
+        # Buffer holding the small array blocks, and where each starts in it
+        # (None: the buffer is the whole file, offsets are positions in it).
+        self.small: tuple[Any, dict[int, int] | None] = (bytearray(), {})
+        self._unwrap: Any = None
         self.seg_i = 0
         self.file: Any = None  # random-access file of the fast path
         self.mapfile: Any = None  # open file that read-only maps use
@@ -145,13 +150,13 @@ class _Ctx:
         # Computed on demand: only old formats need it, not every load.
         return os.path.dirname(self._name) if isinstance(self._name, str) else ""
 
-    def next_segment(self) -> tuple[int, int]:
-        segments = self.segments
-        assert segments is not None
-        if self.seg_i >= len(segments):
-            raise CorruptFileError("file has more arrays than raw array blocks")
-        self.seg_i += 1
-        return segments[self.seg_i - 1]
+    def unwrapper(self) -> Any:
+        """The ``numpy.asanyarray`` stand-in for this load."""
+        if self.segments is None:
+            return _unwrap
+        if self._unwrap is None:
+            self._unwrap = segment_unwrapper(self)
+        return self._unwrap
 
     def placeholder(self, name: str) -> type:
         # One subclass per load: it carries this context, and any attribute a
@@ -159,18 +164,17 @@ class _Ctx:
         cls = self._classes.get(name)
         if cls is None:
             base = _PLACEHOLDERS[name]
+            if self.segments is not None and base is NumpyArrayWrapper:
+                base = SegmentPlaceholder  # read by the REDUCE that follows
             cls = type(name, (base,), {"_ctx": self, "__module__": base.__module__})
             self._classes[name] = cls
         return cls
 
 
 def _unwrap(a: Any, *args: Any) -> Any:
-    """``numpy.asanyarray`` that also unwraps para's array placeholders."""
+    """``numpy.asanyarray`` that refuses a placeholder left on the stack."""
     if isinstance(a, NumpyArrayWrapper):
-        try:
-            return a.__dict__["array"]
-        except KeyError:
-            raise CorruptFileError("array placeholder without its data") from None
+        raise CorruptFileError("array placeholder without its data")
     import numpy
 
     return numpy.asanyarray(a, *args)
@@ -209,7 +213,7 @@ def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
     if module in _PLACEHOLDER_MODULES and name in _PLACEHOLDERS:
         return ctx.placeholder(name)
     if (module, name) == ("numpy", "asanyarray"):
-        return _unwrap
+        return ctx.unwrapper()
     if ctx.safe and (module, name) not in _SAFE and (module, name) not in ctx.allowed:
         raise UnsafeLoadError(
             f"refused to load global '{module}.{name}': trusted=False admits "
