@@ -29,6 +29,7 @@ pickle bytes alone; other readers stop at STOP.
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 import struct
 import sys
@@ -74,24 +75,18 @@ class _Splicer:
         self._pos = 0
         self._crc = 0
         self._held: Any = None
-        self._expect: tuple[Any, bytes, Any, int] | None = None
-        self._rename = False
+        # (payload the pickler will write, its 8-byte length, what to write
+        # instead: bytes for a small array, flat uint8 array for a big one,
+        # byte-shuffle item size or 0)
+        self.expect: tuple[Any, bytes, Any, int] | None = None
+        self.rename = False  # the next frame holds the placeholder's global
         self.segments: list[tuple[int, int]] = []
 
     def start(self) -> None:
         self._emit(HEAD)
 
-    def announce(self, payload: pickle.PickleBuffer, data: Any, shuffle: int) -> None:
-        """Expect ``payload`` next; write ``data`` (flat uint8) in its place."""
-        if self._expect is not None:
-            raise pickle.PicklingError("para_persist: unflushed array block")
-        length = RAW_MIN_BYTES if data.size < RAW_MIN_BYTES else data.size
-        self._expect = (payload, _LEN.pack(length), data, shuffle)
-        if not self.segments:
-            self._rename = True
-
     def write(self, data: Any) -> None:
-        expect = self._expect
+        expect = self.expect
         if expect is not None and data is expect[0]:
             self._write_block(expect[1], expect[2], expect[3])
             return
@@ -100,56 +95,66 @@ class _Splicer:
             self._emit(held)
 
     def _emit(self, chunk: Any) -> None:
-        if self._rename:
+        if self.rename:
             chunk = bytes(chunk)
             i = chunk.find(_OUR_GLOBAL)
             if i >= 0:
                 chunk = chunk[:i] + _JOBLIB_GLOBAL + chunk[i + len(_OUR_GLOBAL) :]
-                self._rename = False
+                self.rename = False
         elif type(chunk) is not bytes:
             chunk = memoryview(chunk).cast("B")
         self._crc = zlib.crc32(chunk, self._crc)
         self._write(chunk)
         self._pos += len(chunk)
 
-    def _write_block(self, header: bytes, u8: Any, shuffle: int) -> None:
-        self._expect = None
+    def _write_block(self, header: bytes, data: Any, shuffle: int) -> None:
+        self.expect = None
         held, self._held = self._held, None
         if type(held) is not bytes or held[-8:] != header or held[-9] not in _HEADERS:
             raise pickle.PicklingError("para_persist: array header not found")
+        if type(data) is bytes and not self.rename:
+            # Small array: the frame before it, joblib's padding, its bytes
+            # and the None that stands for the payload, in one write.
+            body = held[:-9]
+            pos = self._pos + len(body)
+            pad = NUMPY_ARRAY_ALIGNMENT_BYTES - (self._base + pos + 1) % 16
+            nbytes = len(data)
+            self.segments.append((pos, 1 + pad + nbytes))
+            self._crc = zlib.crc32(b"N", zlib.crc32(body, self._crc))
+            self._write(body + _PADS[pad] + data + b"N")
+            self._pos = pos + 1 + pad + nbytes + 1
+            return
         self._emit(memoryview(held)[:-9])
         # joblib's rule: data starts on the next multiple of 16 after the
         # padding-length byte, with 1 to 16 padding bytes.
         pos = self._pos
         pad = NUMPY_ARRAY_ALIGNMENT_BYTES - (self._base + pos + 1) % 16
-        nbytes = u8.size
+        nbytes = len(data) if type(data) is bytes else data.size
         self.segments.append((pos, 1 + pad + nbytes))
         self._pos = pos + 1 + pad + nbytes + 1
         self._crc = zlib.crc32(b"N", self._crc)
-        if nbytes < RAW_MIN_BYTES and not shuffle:
-            # One write for padding, data and the None that stands for the
-            # payload the pickler thinks it wrote.
-            self._write(_PADS[pad] + u8.tobytes() + b"N")
+        if type(data) is bytes:
+            self._write(_PADS[pad] + data + b"N")
             return
         self._write(_PADS[pad])
-        raw = memoryview(u8)
+        raw = memoryview(data)
         if shuffle:
             # Byte-shuffle (zstd streams only): byte j of every item goes
             # together, per block, which compresses numeric data better.
             step = SHUFFLE_ITEMS * shuffle
             for i in range(0, nbytes, step):
-                self._write(u8[i : i + step].reshape(-1, shuffle).T.copy())
+                self._write(data[i : i + step].reshape(-1, shuffle).T.copy())
         elif self._slice and nbytes > _SLICE:
             for i in range(0, nbytes, _SLICE):
                 self._write(raw[i : i + _SLICE])
         elif self._big is not None and nbytes >= _bigio.THREADED_MIN:
-            self._big(u8)
+            self._big(data)
         else:
             self._write(raw)
         self._write(b"N")
 
     def finish(self) -> None:
-        if self._expect is not None:
+        if self.expect is not None:
             raise pickle.PicklingError("para_persist: array block never written")
         if self._held is not None:
             self._emit(self._held)
@@ -160,8 +165,16 @@ class _Splicer:
         self._write(table + FOOTER.pack(len(self.segments), struct_len, crc, MAGIC))
 
 
+_SMALL_HEADER = _LEN.pack(RAW_MIN_BYTES)
+_new = object.__new__
+
+
 class _ParaPickler(pickle.Pickler):
-    """C pickler that routes big numpy arrays through the splicer."""
+    """C pickler that routes numpy arrays through the splicer.
+
+    Arrays are found through a per-pickler ``dispatch_table`` (exact types),
+    so other objects never call back into Python.
+    """
 
     def __init__(self, splicer: _Splicer, protocol: int, shuffle: bool) -> None:
         super().__init__(splicer, protocol=protocol)
@@ -170,31 +183,50 @@ class _ParaPickler(pickle.Pickler):
         self._proto = protocol
         # numpy cannot hold arrays unless already imported: never import it.
         np = self._np = sys.modules.get("numpy")
-        self._array_types = (np.ndarray, np.matrix, np.memmap) if np else ()
+        if np is not None:
+            table = copyreg.dispatch_table.copy()
+            for t in (np.ndarray, np.matrix, np.memmap):
+                table[t] = self._reduce_array
+            self.dispatch_table = table
         self._standin: bytearray | None = None  # made on the first small array
 
-    def reducer_override(self, obj: Any) -> Any:
+    def _reduce_array(self, obj: Any) -> Any:
         t = type(obj)
-        if t not in self._array_types:
-            return NotImplemented
         np = self._np
         if t is np.memmap:
             # Stored as a plain array (the file it maps is not part of it).
             obj = obj.view(np.ndarray)
         dtype = obj.dtype
-        if dtype.hasobject or self._proto < 5:
-            return obj.__reduce_ex__(self._proto) if t is np.memmap else NotImplemented
-        flags = obj.flags
-        order = "F" if flags.f_contiguous and not flags.c_contiguous else "C"
-        try:
-            # Flat bytes in memory order (a C-order copy if not contiguous);
-            # also works for dtypes that export no buffer (datetime64, ...).
-            data = obj.reshape(-1, order="A").view(np.uint8)
-        except (ValueError, TypeError):
-            return NotImplemented
-        wrapper = NumpyArrayWrapper(t, obj.shape, order, dtype, allow_mmap=True)
-        if t is np.memmap:
-            wrapper.subclass = np.ndarray
+        if dtype.hasobject or self._proto < 5 or not dtype.itemsize:
+            return obj.__reduce_ex__(self._proto)
+        order = "F" if obj.flags.fnc else "C"
+        w = _new(NumpyArrayWrapper)
+        w.__dict__ = {
+            "subclass": np.ndarray if t is np.memmap else t,
+            "shape": obj.shape,
+            "order": order,
+            "dtype": dtype,
+            "allow_mmap": True,
+            "numpy_array_alignment_bytes": NUMPY_ARRAY_ALIGNMENT_BYTES,
+        }
+        splicer = self._splicer
+        if splicer.expect is not None:
+            raise pickle.PicklingError("para_persist: unflushed array block")
+        if not splicer.segments:
+            splicer.rename = True
+        if obj.nbytes < RAW_MIN_BYTES:
+            # Small arrays: their bytes now ('A': memory order, C for views);
+            # a shared 64 KiB stand-in payload makes the pickler flush right
+            # after the placeholder, so they too are laid out raw (and can be
+            # memory-mapped), as joblib does.
+            if self._standin is None:
+                self._standin = bytearray(RAW_MIN_BYTES)
+            payload = pickle.PickleBuffer(self._standin)
+            splicer.expect = (payload, _SMALL_HEADER, obj.tobytes("A"), 0)
+            return np.asanyarray, (w, payload)
+        # Flat bytes in memory order (a C-order copy if not contiguous); the
+        # uint8 view also works for dtypes that export no buffer (datetime64).
+        data = obj.reshape(-1, order="A").view(np.uint8)
         shuffle = 0
         if (
             self._shuffle
@@ -204,19 +236,12 @@ class _ParaPickler(pickle.Pickler):
             and _shuffle_helps(data, dtype.itemsize)
         ):
             shuffle = dtype.itemsize
-            wrapper.para_shuffle = (shuffle, SHUFFLE_ITEMS)  # type: ignore[attr-defined]
+            w.para_shuffle = (shuffle, SHUFFLE_ITEMS)  # type: ignore[attr-defined]
         # The payload only makes the C pickler flush right after the
-        # placeholder; the splicer writes ``data`` instead. Small arrays use
-        # a shared 64 KiB stand-in so that they too are flushed and laid out
-        # raw (and can be memory-mapped), as joblib does.
-        if data.size >= RAW_MIN_BYTES:
-            payload = pickle.PickleBuffer(data)
-        else:
-            if self._standin is None:
-                self._standin = bytearray(RAW_MIN_BYTES)
-            payload = pickle.PickleBuffer(self._standin)
-        self._splicer.announce(payload, data, shuffle)
-        return np.asanyarray, (wrapper, payload)
+        # placeholder; the splicer writes ``data`` instead.
+        payload = pickle.PickleBuffer(data)
+        splicer.expect = (payload, _LEN.pack(data.size), data, shuffle)
+        return np.asanyarray, (w, payload)
 
 
 def _shuffle_helps(u8: Any, itemsize: int) -> bool:
