@@ -273,3 +273,38 @@ def test_lz4_frames_have_independent_blocks(tmp_path, level):
     assert data[:4] == b"\x04\x22\x4d\x18"
     assert data[4] & 0x20, "FLG byte: block independence flag not set"
     assert load(path) == value
+
+
+@pytest.mark.parametrize("size", [100_000, 3_000_000])
+def test_zstd_one_shot_frames_record_size_and_load_in_memory(folder, size):
+    # 3 MB: compressed by zstd's worker threads (one job each); both load
+    # through the in-memory path, which needs the size in the frame header.
+    zstandard = pytest.importorskip("zstandard")
+    value = [bytes(range(256)) * (size // 256 // 2), list(range(size // 20))]
+    path = folder / "v.pkl.zst"
+    dump(value, path)
+    data = path.read_bytes()
+    params = zstandard.get_frame_parameters(data)
+    assert params.has_checksum
+    assert params.content_size == len(zstandard.ZstdDecompressor().decompress(data))
+    assert load(path) == value
+    # Damage inside the compressed data: only the documented error.
+    for at in (len(data) // 2, len(data) - 2):
+        bad = bytearray(data)
+        bad[at] ^= 0x40
+        (folder / "bad.zst").write_bytes(bytes(bad))
+        with pytest.raises(para_persist.CorruptFileError):
+            load(folder / "bad.zst")
+
+
+def test_zstd_file_not_written_by_para(folder):
+    zstandard = pytest.importorskip("zstandard")
+    value = {"plain": [1, 2.5, "three"]}
+    path = folder / "other.pkl.zst"
+    path.write_bytes(
+        zstandard.ZstdCompressor(write_content_size=True).compress(
+            pickle.dumps(value, protocol=4)
+        )
+    )
+    assert load(path) == value
+    assert load(path, trusted=False) == value

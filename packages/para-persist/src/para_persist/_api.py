@@ -429,24 +429,9 @@ def _zstd_content_size(f: Any) -> int:
         return -1
 
 
-def _load_compressed(dec: Any, ctx: _Ctx, size: int) -> Any:
+def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
-    if para and 0 < size <= _IN_MEMORY and not ctx.safe:
-        # Small para stream of known size: decompress it in memory, check
-        # its index, run the C unpickler; big arrays are views of the buffer,
-        # so memory stays about the size of the data.
-        buf = bytearray(size)
-        view = memoryview(buf)
-        got = 0
-        while got < size:
-            n = dec.readinto(view[got:])
-            if not n:
-                raise CorruptFileError("compressed stream shorter than announced")
-            got += n
-        if dec.read(1):
-            raise CorruptFileError("data after the end of the stream")
-        return _fast_load(_BufferFile(buf), size, ctx)
     ctx.stream = dec
     obj = _StreamUnpickler(dec, ctx).load()
     if para:
@@ -485,7 +470,6 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
                 stacklevel=3,
             )
             ctx.mmap_mode = None
-        size = -1
         if kind == "zstd" and hasattr(f, "seekable") and f.seekable():
             start = f.tell()
             end = _compressors._zstd_frame_end(f, start)
@@ -493,9 +477,17 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
                 raise CorruptFileError("truncated or damaged zstd frame")
             f.seek(start)
             size = _zstd_content_size(f)
+            if 0 < size <= _IN_MEMORY and not ctx.safe:
+                # Frame of known, moderate size: decompressed straight into
+                # the buffer the arrays will be views of.
+                buf = _compressors._zstd_decompress_into(f, size)
+                if buf.startswith(HEAD):
+                    return _fast_load(_BufferFile(buf), size, ctx)
+                del buf
+                f.seek(start)  # not para's: the stream unpickler reads it
         dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
         try:
-            return _load_compressed(dec, ctx, size)
+            return _load_compressed(dec, ctx)
         finally:
             dec.close()
     if is_path and head.startswith(HEAD) and not ctx.safe:

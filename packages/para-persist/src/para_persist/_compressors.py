@@ -14,6 +14,8 @@ import os
 import zlib
 from typing import Any
 
+from ._errors import CorruptFileError
+
 __all__ = [
     "LZ4_NOT_INSTALLED_ERROR",
     "ZSTD_NOT_INSTALLED_ERROR",
@@ -57,6 +59,10 @@ _READ_CHUNK = 1024**2
 # Below this, zstd compresses in one shot on the calling thread (the frame
 # then records its size, which lets ``load`` decompress it in memory).
 _ZSTD_THREADED_MIN = 32 * 1024**2
+# From this size on, that one shot runs on zstd's worker threads (one job
+# each, no smaller than the minimum job size).
+_ZSTD_MT_MIN = 2 * 1024**2
+_ZSTD_MIN_JOB = 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
 
@@ -411,8 +417,8 @@ class ZstdFile(_StreamFile):
 
     def _compress(self, data: Any) -> bytes:
         if self._pending is not None:
-            # Small outputs are compressed in one go on this thread: starting
-            # zstd's workers would cost more than it saves.
+            # Moderate outputs are compressed in one go at the end (and the
+            # frame records their size, for ``load``'s in-memory path).
             self._pending.append(bytes(data))
             self._pending_size += len(self._pending[-1])
             if self._pending_size < _ZSTD_THREADED_MIN:
@@ -426,11 +432,25 @@ class ZstdFile(_StreamFile):
 
     def _finish(self) -> bytes:
         if self._pending is not None:
-            compressor = self._zstd.ZstdCompressor(
-                level=self._level, write_checksum=True
-            )
-            return compressor.compress(b"".join(self._pending))
+            return self._one_shot(b"".join(self._pending))
         return self._writer.flush()
+
+    def _one_shot(self, data: bytes) -> bytes:
+        """Compress ``data`` as one frame that records its size."""
+        zstd = self._zstd
+        workers = self._threads if self._threads >= 0 else (os.cpu_count() or 1)
+        if len(data) < _ZSTD_MT_MIN or workers < 2:
+            # Starting zstd's workers would cost more than they save.
+            return zstd.ZstdCompressor(level=self._level, write_checksum=True).compress(
+                data
+            )
+        # One job per worker (jobs of the default size, 4x the window, would
+        # leave a few MiB to a single worker).
+        job = max(_ZSTD_MIN_JOB, -(-len(data) // workers))
+        params = zstd.ZstdCompressionParameters.from_level(
+            self._level, threads=workers, job_size=job, write_checksum=True
+        )
+        return zstd.ZstdCompressor(compression_params=params).compress(data)
 
 
 class ZlibCompressorWrapper(CompressorWrapper):
@@ -583,6 +603,30 @@ def _zstd_frame_end(f: Any, start: int = 0) -> int:
         pos += 3 + (1 if kind == 1 else size)
         if value & 1:
             return pos + (4 if (fhd >> 2) & 1 else 0)
+
+
+def _zstd_decompress_into(f: Any, size: int) -> bytearray:
+    """Decompress the zstd frame read from ``f`` into a bytearray.
+
+    The frame must hold exactly ``size`` bytes; its checksum is verified.
+    Compressed data is read in 4 MiB pieces, so memory stays ~``size``.
+    """
+    import zstandard
+
+    buf = bytearray(size)
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        f, read_size=4 * _READ_CHUNK, closefd=False
+    )
+    with memoryview(buf) as view:
+        got = 0
+        while got < size:
+            n = reader.readinto(view[got:])
+            if not n:
+                raise CorruptFileError("compressed stream shorter than announced")
+            got += n
+    if reader.read(1):  # also reads and checks the frame's checksum
+        raise CorruptFileError("compressed stream longer than announced")
+    return buf
 
 
 def _max_prefix_len() -> int:
