@@ -6,7 +6,9 @@ import collections
 import datetime
 import decimal
 import io
+import os
 import pickle
+import threading
 
 import pytest
 from hypothesis import given
@@ -277,24 +279,49 @@ def test_lz4_frames_have_independent_blocks(tmp_path, level):
 
 @pytest.mark.parametrize("size", [100_000, 3_000_000])
 def test_zstd_one_shot_frames_record_size_and_load_in_memory(folder, size):
-    # 3 MB: compressed by zstd's worker threads (one job each); both load
-    # through the in-memory path, which needs the size in the frame header.
+    # 3 MB: one frame per core, compressed by zstandard's threads and read
+    # back side by side; both sizes load through the in-memory path, which
+    # needs every frame's size in its header.
     zstandard = pytest.importorskip("zstandard")
+    from para_persist import _zstdframes
+
     value = [bytes(range(256)) * (size // 256 // 2), list(range(size // 20))]
     path = folder / "v.pkl.zst"
     dump(value, path)
     data = path.read_bytes()
-    params = zstandard.get_frame_parameters(data)
-    assert params.has_checksum
-    assert params.content_size == len(zstandard.ZstdDecompressor().decompress(data))
+    with open(path, "rb") as f:
+        found = _zstdframes.frames(f, 0, len(data))
+    cores = os.cpu_count() or 1
+    assert len(found) == (1 if size < 1_000_000 or cores < 2 else cores)
+    assert found[-1][1] == len(data)
+    whole = (
+        zstandard.ZstdDecompressor()
+        .stream_reader(io.BytesIO(data), read_across_frames=True)
+        .read()
+    )
+    assert sum(n for _, _, n in found) == len(whole)
+    for start, end, _ in found:
+        assert zstandard.get_frame_parameters(data[start:end]).has_checksum
+    before = threading.active_count()
     assert load(path) == value
-    # Damage inside the compressed data: only the documented error.
-    for at in (len(data) // 2, len(data) - 2):
+    assert load(io.BytesIO(data)) == value  # no descriptor: one frame at a time
+    assert load(path, trusted=False) == value  # stream reader, across frames
+    (folder / "tail.zst").write_bytes(data + b"trailing bytes")
+    for trusted in (True, False):
+        with pytest.raises(para_persist.CorruptFileError):
+            load(folder / "tail.zst", trusted=trusted)
+    # Damage in any frame, or a cut: only the documented error.
+    for at in [s + (e - s) // 2 for s, e, _ in found] + [len(data) - 2]:
         bad = bytearray(data)
         bad[at] ^= 0x40
         (folder / "bad.zst").write_bytes(bytes(bad))
         with pytest.raises(para_persist.CorruptFileError):
             load(folder / "bad.zst")
+    for cut in (5, len(data) // 3):
+        (folder / "cut.zst").write_bytes(data[:-cut])
+        with pytest.raises(para_persist.CorruptFileError):
+            load(folder / "cut.zst")
+    assert threading.active_count() == before
 
 
 def test_zstd_file_not_written_by_para(folder):

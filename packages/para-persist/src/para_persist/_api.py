@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from . import _bigio, _compressors
+from . import _bigio, _compressors, _zstdframes
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
 from ._npwrp import SMALL_BLOCK, read_zfile
@@ -419,16 +419,6 @@ def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     return obj
 
 
-def _zstd_content_size(f: Any) -> int:
-    """Decompressed size written in a zstd frame header, or -1."""
-    try:
-        import zstandard
-
-        return zstandard.frame_content_size(f.peek(18)[:18])
-    except Exception:
-        return -1
-
-
 def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
@@ -472,19 +462,20 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             ctx.mmap_mode = None
         if kind == "zstd" and hasattr(f, "seekable") and f.seekable():
             start = f.tell()
-            end = _compressors._zstd_frame_end(f, start)
-            if end < 0 or end > f.seek(0, io.SEEK_END):
-                raise CorruptFileError("truncated or damaged zstd frame")
-            f.seek(start)
-            size = _zstd_content_size(f)
-            if 0 < size <= _IN_MEMORY and not ctx.safe:
-                # Frame of known, moderate size: decompressed straight into
-                # the buffer the arrays will be views of.
-                buf = _compressors._zstd_decompress_into(f, size)
+            found = _zstdframes.frames(f, start, f.seek(0, io.SEEK_END))
+            total = sum(size for _, _, size in found)
+            if (
+                0 < total <= _IN_MEMORY
+                and all(size >= 0 for _, _, size in found)
+                and not ctx.safe
+            ):
+                # Frames of known, moderate size: decompressed (side by side)
+                # straight into the buffer the arrays will be views of.
+                buf = _zstdframes.decompress_into(f, found)
                 if buf.startswith(HEAD):
-                    return _fast_load(_BufferFile(buf), size, ctx)
+                    return _fast_load(_BufferFile(buf), total, ctx)
                 del buf
-                f.seek(start)  # not para's: the stream unpickler reads it
+            f.seek(start)  # the stream unpickler reads the rest
         dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
         try:
             return _load_compressed(dec, ctx)

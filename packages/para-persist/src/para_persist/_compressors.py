@@ -14,7 +14,7 @@ import os
 import zlib
 from typing import Any
 
-from ._errors import CorruptFileError
+from . import _zstdframes
 
 __all__ = [
     "LZ4_NOT_INSTALLED_ERROR",
@@ -59,10 +59,8 @@ _READ_CHUNK = 1024**2
 # Below this, zstd compresses in one shot on the calling thread (the frame
 # then records its size, which lets ``load`` decompress it in memory).
 _ZSTD_THREADED_MIN = 32 * 1024**2
-# From this size on, that one shot runs on zstd's worker threads (one job
-# each, no smaller than the minimum job size).
+# From this size on, that one shot is split in one frame per core.
 _ZSTD_MT_MIN = 2 * 1024**2
-_ZSTD_MIN_JOB = 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
 
@@ -411,7 +409,7 @@ class ZstdFile(_StreamFile):
 
     def _open_reader(self) -> Any:
         reader = self._zstd.ZstdDecompressor().stream_reader(
-            self._fp, read_size=_READ_CHUNK, closefd=False
+            self._fp, read_size=_READ_CHUNK, closefd=False, read_across_frames=True
         )
         return io.BufferedReader(reader, buffer_size=_READ_CHUNK)
 
@@ -436,7 +434,7 @@ class ZstdFile(_StreamFile):
         return self._writer.flush()
 
     def _one_shot(self, data: bytes) -> bytes:
-        """Compress ``data`` as one frame that records its size."""
+        """Compress ``data`` as frames that record their size."""
         zstd = self._zstd
         workers = self._threads if self._threads >= 0 else (os.cpu_count() or 1)
         if len(data) < _ZSTD_MT_MIN or workers < 2:
@@ -444,13 +442,8 @@ class ZstdFile(_StreamFile):
             return zstd.ZstdCompressor(level=self._level, write_checksum=True).compress(
                 data
             )
-        # One job per worker (jobs of the default size, 4x the window, would
-        # leave a few MiB to a single worker).
-        job = max(_ZSTD_MIN_JOB, -(-len(data) // workers))
-        params = zstd.ZstdCompressionParameters.from_level(
-            self._level, threads=workers, job_size=job, write_checksum=True
-        )
-        return zstd.ZstdCompressor(compression_params=params).compress(data)
+        # One frame per core: ``load`` decompresses them side by side.
+        return _zstdframes.compress_frames(zstd, self._level, data, workers)
 
 
 class ZlibCompressorWrapper(CompressorWrapper):
@@ -575,58 +568,6 @@ def _detect(first_bytes: bytes) -> str | None:
         if wrapper.prefix and first_bytes.startswith(wrapper.prefix):
             return name
     return None
-
-
-def _zstd_frame_end(f: Any, start: int = 0) -> int:
-    """Offset just past the first zstd frame of seekable ``f``, or -1.
-
-    zstandard's stream reader ends quietly on a truncated frame, so ``load``
-    walks the block headers (a few bytes per 128 KiB block) to find out.
-    """
-    f.seek(start)
-    head = f.read(18)
-    if len(head) < 6 or not head.startswith(_ZSTD_PREFIX):
-        return -1
-    fhd = head[4]
-    single = (fhd >> 5) & 1
-    fcs = (0, 2, 4, 8)[fhd >> 6] or single
-    pos = start + 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3] + fcs
-    while True:
-        f.seek(pos)
-        block = f.read(3)
-        if len(block) < 3:
-            return -1
-        value = int.from_bytes(block, "little")
-        kind, size = (value >> 1) & 3, value >> 3
-        if kind == 3:
-            return -1
-        pos += 3 + (1 if kind == 1 else size)
-        if value & 1:
-            return pos + (4 if (fhd >> 2) & 1 else 0)
-
-
-def _zstd_decompress_into(f: Any, size: int) -> bytearray:
-    """Decompress the zstd frame read from ``f`` into a bytearray.
-
-    The frame must hold exactly ``size`` bytes; its checksum is verified.
-    Compressed data is read in 4 MiB pieces, so memory stays ~``size``.
-    """
-    import zstandard
-
-    buf = bytearray(size)
-    reader = zstandard.ZstdDecompressor().stream_reader(
-        f, read_size=4 * _READ_CHUNK, closefd=False
-    )
-    with memoryview(buf) as view:
-        got = 0
-        while got < size:
-            n = reader.readinto(view[got:])
-            if not n:
-                raise CorruptFileError("compressed stream shorter than announced")
-            got += n
-    if reader.read(1):  # also reads and checks the frame's checksum
-        raise CorruptFileError("compressed stream longer than announced")
-    return buf
 
 
 def _max_prefix_len() -> int:
