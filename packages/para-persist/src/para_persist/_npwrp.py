@@ -61,8 +61,6 @@ class NumpyArrayWrapper:
         Alignment of the data; ``None`` in files written before joblib 1.2.
     """
 
-    _ctx: Any = None  # set on the per-load subclasses made by the loader
-
     def __init__(
         self,
         subclass: type,
@@ -87,8 +85,6 @@ class NumpyArrayWrapper:
 
 class NDArrayWrapper:
     """Placeholder of joblib 0.8-0.9 for an array stored in a sibling file."""
-
-    _ctx: Any = None
 
     def __init__(self, filename: str, subclass: type, allow_mmap: bool = True):
         self.filename = filename
@@ -265,8 +261,6 @@ class SegmentPlaceholder:
     ``numpy.asanyarray`` REDUCE right after it (see :func:`segment_unwrapper`)
     reads the array from the file's next raw block.
     """
-
-    _ctx: Any = None
 
 
 def segment_unwrapper(ctx: Any) -> Any:

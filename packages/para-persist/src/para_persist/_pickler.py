@@ -3,18 +3,19 @@
 Data flow of one ``dump``::
 
     value ──► _ParaPickler (C pickle.Pickler, protocol 5)
-                 │ reducer_override(big ndarray) ─► numpy.asanyarray(
+                 │ dispatch_table[ndarray] ─► numpy.asanyarray(
                  │        NumpyArrayWrapper(meta), PickleBuffer(array))
                  ▼ write(frame) / write(PickleBuffer)
               _Splicer ──► out (file, or compressor file)
+                 └─ arrays >= 64 MiB into dump's own file: _bigio.write_at
 
 The C pickler commits its frame and hands a >= 64 KiB PickleBuffer straight
 to ``write`` (small arrays get a shared 64 KiB stand-in buffer so that they
 are flushed the same way); the splicer drops the 9-byte BYTEARRAY8/BINBYTES8
 header that ended the previous write, and writes instead joblib's block (1
 padding-length byte, padding to 16 bytes, the array's own bytes), then ``N``
-(push None) so the stack stays as the pickler expects. The result is exactly joblib's
-layout: joblib's loader replaces the placeholder by the array after BUILD,
+(push None) so the stack stays as the pickler expects. The result is exactly
+joblib's layout: joblib's loader replaces the placeholder by the array after BUILD,
 and ``asanyarray(array, None)`` returns it unchanged.
 
 File layout (offsets relative to the start of the stream)::

@@ -159,14 +159,14 @@ class _Ctx:
         return self._unwrap
 
     def placeholder(self, name: str) -> type:
-        # One subclass per load: it carries this context, and any attribute a
-        # hostile file sets on the class object dies with the load.
+        # One subclass per load: any attribute a hostile file sets on the
+        # class object dies with the load.
         cls = self._classes.get(name)
         if cls is None:
             base = _PLACEHOLDERS[name]
             if self.segments is not None and base is NumpyArrayWrapper:
                 base = SegmentPlaceholder  # read by the REDUCE that follows
-            cls = type(name, (base,), {"_ctx": self, "__module__": base.__module__})
+            cls = type(name, (base,), {"__module__": base.__module__})
             self._classes[name] = cls
         return cls
 
