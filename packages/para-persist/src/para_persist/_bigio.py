@@ -202,18 +202,14 @@ def read_at(fd: int, offset: int, out: Any) -> None:
                 )
             lo += got
 
-    def front() -> None:
-        while True:
-            lo, hi = cursor.front()
-            if lo >= hi:
-                return
-            read(lo, hi)
+    def reader(take: Any) -> Any:
+        def run() -> None:
+            while True:
+                lo, hi = take()
+                if lo >= hi:
+                    return
+                read(lo, hi)
 
-    def back() -> None:
-        while True:
-            lo, hi = cursor.back()
-            if lo >= hi:
-                return
-            read(lo, hi)
+        return run
 
-    _run(cursor, front, back)
+    _run(cursor, reader(cursor.front), reader(cursor.back))
