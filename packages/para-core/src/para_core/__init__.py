@@ -5,38 +5,88 @@ Less dispatch overhead than joblib, a progress bar, clear crash reports.
 >>> from para_core import Parallel, delayed
 >>> Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4))
 [0, 1, 2, 3]
+
+Names are imported from their private modules on first use: a worker
+process, which only needs the batch runner, does not pay for the rest.
 """
 
-from ._backend_base import (
-    AutoBatchingMixin,
-    BatchedCalls,
-    FallbackToBackend,
-    ParallelBackendBase,
-)
-from ._backends import (
-    LokyBackend,
-    MultiprocessingBackend,
-    SequentialBackend,
-    ThreadingBackend,
-)
-from ._config import (
-    cpu_count,
-    effective_n_jobs,
-    get_active_backend,
-    parallel_backend,
-    parallel_config,
-    register_parallel_backend,
-)
-from ._errors import WorkerTerminatedError
-from ._parallel import Parallel, delayed
-from ._pickling import wrap_non_picklable_objects
-from ._transport import (
-    TransportHook,
-    TransportRequest,
-    TransportSession,
-    get_transport_hook,
-    set_transport_hook,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._backend_base import (
+        AutoBatchingMixin,
+        BatchedCalls,
+        FallbackToBackend,
+        ParallelBackendBase,
+    )
+    from ._backends import (
+        LokyBackend,
+        MultiprocessingBackend,
+        SequentialBackend,
+        ThreadingBackend,
+    )
+    from ._config import (
+        cpu_count,
+        effective_n_jobs,
+        get_active_backend,
+        parallel_backend,
+        parallel_config,
+        register_parallel_backend,
+    )
+    from ._errors import WorkerTerminatedError
+    from ._parallel import Parallel, delayed
+    from ._pickling import wrap_non_picklable_objects
+    from ._transport import (
+        TransportHook,
+        TransportRequest,
+        TransportSession,
+        get_transport_hook,
+        set_transport_hook,
+    )
+
+# public name -> private module defining it
+_LAZY = {
+    "AutoBatchingMixin": "_backend_base",
+    "BatchedCalls": "_backend_base",
+    "FallbackToBackend": "_backend_base",
+    "ParallelBackendBase": "_backend_base",
+    "LokyBackend": "_backends",
+    "MultiprocessingBackend": "_backends",
+    "SequentialBackend": "_backends",
+    "ThreadingBackend": "_backends",
+    "cpu_count": "_config",
+    "effective_n_jobs": "_config",
+    "get_active_backend": "_config",
+    "parallel_backend": "_config",
+    "parallel_config": "_config",
+    "register_parallel_backend": "_config",
+    "WorkerTerminatedError": "_errors",
+    "Parallel": "_parallel",
+    "delayed": "_parallel",
+    "wrap_non_picklable_objects": "_pickling",
+    "TransportHook": "_transport",
+    "TransportRequest": "_transport",
+    "TransportSession": "_transport",
+    "get_transport_hook": "_transport",
+    "set_transport_hook": "_transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'para_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
