@@ -116,6 +116,10 @@ def bench_hits(results, mb, repeat):
         # the three inodes of joblib's entry layout (folder, output.pkl,
         # metadata.json), created by both libraries, can dominate.
         places = [("disk", tmp)]
+        if hasattr(os, "sync"):
+            # The 100 MB outputs above are still being written back: flush
+            # them, or their journal traffic lands on the misses' creates.
+            os.sync()
         if os.path.isdir("/dev/shm"):
             places.append(
                 ("tmpfs", tempfile.mkdtemp(prefix="bench-cache-", dir="/dev/shm"))
@@ -147,8 +151,11 @@ def bench_miss(results, root, place, fsync, add, repeat):
         for side, f in enumerate(funcs):
             rounds[side].append(best(lambda f=f, it=fresh: f(next(it)), 1, number=50))
     timings = [min(r) - own for r in rounds]
+    # The target is for the default (no fsync, as joblib); fsync=True buys
+    # durability across power loss that joblib does not offer: shown only.
+    target = None if fsync else 2.0
     results.append(
-        row(f"cache miss overhead, para fsync={fsync}, {place}", *timings, 2.0)
+        row(f"cache miss overhead, para fsync={fsync}, {place}", *timings, target)
     )
 
 
@@ -162,7 +169,7 @@ def row(name, para_s, joblib_s, target):
         "joblib_s": joblib_s,
         "ratio": ratio,
         "target": target,
-        "met": ratio >= target,
+        "met": None if target is None else ratio >= target,
     }
 
 
@@ -179,10 +186,14 @@ def main():
     bench_hits(results, mb, repeat)
     print(f"{'workload':44} {'para':>11} {'joblib':>11} {'ratio':>7} {'target':>7}")
     for r in results:
+        if r["target"] is None:
+            target, verdict = "-", "(shown only)"
+        else:
+            target = f">={r['target']}x"
+            verdict = "ok" if r["met"] else "MISSED"
         print(
             f"{r['workload']:44} {r['para_s'] * 1e3:9.3f}ms {r['joblib_s'] * 1e3:9.3f}ms"
-            f" {r['ratio']:6.2f}x {'>=' + str(r['target']) + 'x':>7} "
-            f"{'ok' if r['met'] else 'MISSED'}"
+            f" {r['ratio']:6.2f}x {target:>7} {verdict}"
         )
     if args.json:
         with open(args.json, "w") as f:

@@ -251,7 +251,8 @@ def main() -> None:
     p, pm = returns(para, ret, repeat)
     j, jm = returns(joblib, ret, repeat)
     add(f"{N_TASKS} tasks returning {ret // 1_000_000} MB", p, j, ">= 3x", pm, jm)
-    t_memmap, t_core = small_arrays(200, 5 * repeat)
+    # ~8 ms a call, within a few percent of each other: many cheap pairs.
+    t_memmap, t_core = small_arrays(200, 12 * repeat)
     rows.append(
         {
             "workload": "200 tasks, 8 kB arrays: para-memmap vs para-core alone",
