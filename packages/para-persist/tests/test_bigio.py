@@ -25,7 +25,15 @@ def small_pieces(monkeypatch):
     monkeypatch.setattr(_bigio, "_POPULATE", 64 * 1024)
     before = threading.active_count()
     yield
+    _join_releases()
     assert threading.active_count() == before, "an I/O thread was left running"
+
+
+def _join_releases():
+    """Wait for the threads that close replaced files (they end at once)."""
+    for thread in threading.enumerate():
+        if thread.name == "para_persist-release":
+            thread.join(10)
 
 
 @pytest.fixture
@@ -192,3 +200,55 @@ def test_threaded_read_of_a_file_written_single_threaded(folder, monkeypatch):
     _check(load(folder / "v.pkl"), value)
     assert len(calls) == 3
     assert para_persist.__version__
+
+
+# -- a replaced big file is freed by a thread --------------------------------
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_replacing_a_big_file_frees_it_in_a_thread(tmp_path, monkeypatch):
+    path = tmp_path / "big.pkl"
+    first, second = np.zeros(N), np.ones(N)
+    dump(first, path)
+    old_inode = path.stat().st_ino
+    fds = _open_fds()
+    held = []
+    real_release = _bigio.release
+
+    def spy(fd):
+        held.append(fd)
+        real_release(fd)
+
+    monkeypatch.setattr(_bigio, "release", spy)
+    dump(second, path)
+    assert len(held) == 1 and held[0] is not None  # the old file was held
+    _join_releases()
+    assert _open_fds() == fds  # and its descriptor closed
+    assert path.stat().st_ino != old_inode
+    assert np.array_equal(load(path), second)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.pkl"]
+
+
+def test_only_big_regular_files_are_held(tmp_path):
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 10)
+    assert _bigio.hold_replaced(str(small)) is None
+    assert _bigio.hold_replaced(str(tmp_path / "missing")) is None
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * _bigio.THREADED_MIN)
+    link = tmp_path / "link"
+    link.symlink_to(big)
+    assert _bigio.hold_replaced(str(link)) is None  # the link is replaced, not big
+    fd = _bigio.hold_replaced(str(big))
+    assert fd is not None
+    _bigio.release(fd)
+    _join_releases()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert _bigio.hold_replaced(str(fifo)) is None  # and opening it did not block

@@ -228,7 +228,11 @@ def dump(
             _write_to(value, raw, comp, proto, own_file=True)
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, filename)
+        old = _bigio.hold_replaced(filename)
+        try:
+            os.replace(tmp, filename)
+        finally:
+            _bigio.release(old)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import sys
 import threading
 from typing import Any
@@ -213,3 +214,40 @@ def read_at(fd: int, offset: int, out: Any) -> None:
         return run
 
     _run(cursor, reader(cursor.front), reader(cursor.back))
+
+
+# -- a big file replaced by dump: its pages freed off the caller's path -------
+#
+# Dropping the last link to a big file frees its pages there and then (about
+# 0.13 s per GB on tmpfs, the same cost joblib pays when it truncates). dump
+# keeps the old file open across the rename and closes it in a thread: the
+# pages go while the caller goes on. The old content is unreachable by name
+# from the rename on, and lived as long already while the new file was
+# written, so no more memory is held than before.
+
+
+def hold_replaced(filename: str) -> int | None:
+    """A descriptor of the big regular file about to be replaced, or None."""
+    if os.name != "posix":
+        return None  # Windows cannot replace a file that is open
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(filename, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # absent, a symbolic link, not readable: nothing to do
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size >= THREADED_MIN:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def release(fd: int | None) -> None:
+    """Close ``fd`` (from :func:`hold_replaced`) in a thread of its own."""
+    if fd is not None:
+        threading.Thread(
+            target=os.close, args=(fd,), name="para_persist-release", daemon=True
+        ).start()
