@@ -25,19 +25,8 @@ __all__ = [
     "register_compressor",
 ]
 
-_TABLE = {
-    "register_compressor": _PERSIST,
-    "CompressorWrapper": _PERSIST,
-    "BZ2CompressorWrapper": _PERSIST,
-    "BinaryGzipFile": _PERSIST,
-    "BinaryZlibFile": _PERSIST,
-    "GzipCompressorWrapper": _PERSIST,
-    "LZ4CompressorWrapper": _PERSIST,
-    "LZMACompressorWrapper": _PERSIST,
-    "XZCompressorWrapper": _PERSIST,
-    "ZlibCompressorWrapper": _PERSIST,
-    "LZ4_NOT_INSTALLED_ERROR": _PERSIST,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _PERSIST)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

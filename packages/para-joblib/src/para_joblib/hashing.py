@@ -14,11 +14,8 @@ from ._sources import _CACHE
 
 __all__ = ["Hasher", "NumpyHasher", "hash"]
 
-_TABLE = {
-    "hash": _CACHE,
-    "Hasher": _CACHE,
-    "NumpyHasher": _CACHE,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _CACHE)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

@@ -13,13 +13,8 @@ from ._sources import _LOGGING
 
 __all__ = ["Logger", "PrintTime", "format_time", "pformat", "short_format_time"]
 
-_TABLE = {
-    "Logger": _LOGGING,
-    "PrintTime": _LOGGING,
-    "format_time": _LOGGING,
-    "short_format_time": _LOGGING,
-    "pformat": _LOGGING,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _LOGGING)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

@@ -28,21 +28,8 @@ __all__ = [
     "register_store_backend",
 ]
 
-_TABLE = {
-    "Memory": _CACHE,
-    "MemorizedFunc": _CACHE,
-    "MemorizedResult": _CACHE,
-    "NotMemorizedFunc": _CACHE,
-    "NotMemorizedResult": _CACHE,
-    "AsyncMemorizedFunc": _CACHE,
-    "AsyncNotMemorizedFunc": _CACHE,
-    "expires_after": _CACHE,
-    "register_store_backend": _CACHE,
-    "StoreBackendBase": _CACHE,
-    "FileSystemStoreBackend": _CACHE,
-    "CacheWarning": _CACHE,
-    "JobLibCollisionWarning": _CACHE,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _CACHE)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

@@ -30,24 +30,8 @@ __all__ = [
     "register_compressor",
 ]
 
-_TABLE = {
-    "NUMPY_ARRAY_ALIGNMENT_BYTES": _PERSIST,
-    "load_compatibility": _PERSIST,
-    "dump": _PERSIST,
-    "load": _PERSIST,
-    "register_compressor": _PERSIST,
-    "NumpyArrayWrapper": _PERSIST,
-    "NDArrayWrapper": _PERSIST,
-    "ZNDArrayWrapper": _PERSIST,
-    "BinaryZlibFile": _PERSIST,
-    "BZ2CompressorWrapper": _PERSIST,
-    "GzipCompressorWrapper": _PERSIST,
-    "LZ4CompressorWrapper": _PERSIST,
-    "LZMACompressorWrapper": _PERSIST,
-    "XZCompressorWrapper": _PERSIST,
-    "ZlibCompressorWrapper": _PERSIST,
-    "LZ4_NOT_INSTALLED_ERROR": _PERSIST,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _PERSIST)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

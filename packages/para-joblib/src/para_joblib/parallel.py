@@ -32,23 +32,8 @@ __all__ = [
 # joblib.parallel.BatchedCalls is not offered: para_core's class of that name
 # takes different arguments, and a same-named object that cannot be called
 # the joblib way would break code instead of failing clearly at import.
-_TABLE = {
-    "Parallel": _CORE,
-    "delayed": _CORE,
-    "cpu_count": _CORE,
-    "effective_n_jobs": _CORE,
-    "get_active_backend": _CORE,
-    "parallel_backend": _CORE,
-    "parallel_config": _CORE,
-    "register_parallel_backend": _CORE,
-    "ParallelBackendBase": _CORE,
-    "AutoBatchingMixin": _CORE,
-    "FallbackToBackend": _CORE,
-    "LokyBackend": _CORE,
-    "MultiprocessingBackend": _CORE,
-    "SequentialBackend": _CORE,
-    "ThreadingBackend": _CORE,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _CORE)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 

@@ -14,9 +14,8 @@ from ._sources import _MEMMAP
 
 __all__ = ["MemmappingPool"]
 
-_TABLE = {
-    "MemmappingPool": _MEMMAP,
-}
+# Every name of this module comes from one package.
+_TABLE = dict.fromkeys(__all__, _MEMMAP)
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 
