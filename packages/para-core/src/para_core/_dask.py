@@ -144,13 +144,7 @@ def _run_batch(items: list, backend_and_jobs: tuple, first_index: int) -> Any:
     try:
         return BatchedCalls(items, backend_and_jobs, first_index)()
     except Exception as exc:
-        text = traceback.format_exc()
-        try:
-            cloudpickle.dumps(exc)
-        except Exception:
-            # Not picklable: let dask report it its own way (it wraps it).
-            raise exc from None
-        return _TaskFailure(exc, text)
+        return _failure(exc)
 
 
 def _run_callable(func: Callable[[], Any]) -> Any:
@@ -158,12 +152,21 @@ def _run_callable(func: Callable[[], Any]) -> Any:
     try:
         return func()
     except Exception as exc:
-        text = traceback.format_exc()
-        try:
-            cloudpickle.dumps(exc)
-        except Exception:
-            raise exc from None
-        return _TaskFailure(exc, text)
+        return _failure(exc)
+
+
+def _failure(exc: Exception) -> Any:
+    """The task's exception and traceback text, to be re-raised in the caller.
+
+    Called while ``exc`` is being handled. An exception that cannot be
+    pickled is raised again instead, and dask reports it its own way.
+    """
+    text = traceback.format_exc()
+    try:
+        cloudpickle.dumps(exc)
+    except Exception:
+        raise exc from None
+    return _TaskFailure(exc, text)
 
 
 def _worth_scattering(obj: Any, threshold: int) -> bool:

@@ -249,38 +249,28 @@ def _check_array_state(np: Any, state: tuple) -> None:
         )
 
 
-def _refuse_persistent(pid: Any) -> Any:
-    raise pickle.UnpicklingError(f"persistent id {pid!r} is not supported")
-
-
-class _FastUnpickler(pickle.Unpickler):
-    """C unpickler for the verified pickle bytes of a para file."""
+class _LoadRules:
+    """What both unpicklers share: the load's globals policy, no persistent ids."""
 
     def __init__(self, file: Any, ctx: _Ctx) -> None:
-        super().__init__(file, encoding="latin1")
+        super().__init__(file, encoding="latin1")  # type: ignore[call-arg]
         self._ctx = ctx
 
     def find_class(self, module: str, name: str) -> Any:
-        return _resolve(self._ctx, module, name, super().find_class)
+        return _resolve(self._ctx, module, name, super().find_class)  # type: ignore[misc]
 
     def persistent_load(self, pid: Any) -> Any:
-        return _refuse_persistent(pid)
+        raise pickle.UnpicklingError(f"persistent id {pid!r} is not supported")
 
 
-class _StreamUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+class _FastUnpickler(_LoadRules, pickle.Unpickler):
+    """C unpickler for the verified pickle bytes of a para file."""
+
+
+class _StreamUnpickler(_LoadRules, pickle._Unpickler):  # type: ignore[name-defined]
     """Pure-Python unpickler reading raw array data in-line, like joblib."""
 
     dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def __init__(self, file: Any, ctx: _Ctx) -> None:
-        super().__init__(file, encoding="latin1")
-        self._ctx = ctx
-
-    def find_class(self, module: str, name: str) -> Any:
-        return _resolve(self._ctx, module, name, super().find_class)
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _refuse_persistent(pid)
 
     def load_build(self) -> None:
         stack = self.stack
