@@ -190,6 +190,15 @@ class _LazyText:
         return format(str(self), spec)
 
 
+def _bad_call(
+    what: str, sig_text: Any, spec: ArgSpec, args: Any, kwargs: dict
+) -> ValueError:
+    """The error for a call that does not fit the signature, as joblib words it."""
+    return ValueError(
+        f"{what} for {sig_text}:\n    {_call_text(spec.name, args, kwargs)} was called."
+    )
+
+
 def _call_text(name: str, args: Any, kwargs: dict) -> str:
     kw = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     return f"{name}({repr(list(args))[1:-1]}, {kw})"
@@ -238,25 +247,18 @@ def filter_args(
     for i, arg_name in enumerate(names):
         if i < len(args):
             if arg_name in kwargs:
-                raise ValueError(
-                    f"Argument {arg_name} was given both as positional and as "
-                    f"keyword for {sig_text}:\n"
-                    f"    {_call_text(spec.name, args, kwargs)} was called."
+                what = (
+                    f"Argument {arg_name} was given both as positional and as keyword"
                 )
+                raise _bad_call(what, sig_text, spec, args, kwargs)
             out[arg_name] = args[i]
         elif arg_name in kwargs:
             out[arg_name] = kwargs[arg_name]
         elif arg_name not in out:
-            raise ValueError(
-                f"Wrong number of arguments for {sig_text}:\n"
-                f"    {_call_text(spec.name, args, kwargs)} was called."
-            )
+            raise _bad_call("Wrong number of arguments", sig_text, spec, args, kwargs)
     if len(args) > len(names):
         if spec.varargs is None:
-            raise ValueError(
-                f"Too many arguments for {sig_text}:\n"
-                f"    {_call_text(spec.name, args, kwargs)} was called."
-            )
+            raise _bad_call("Too many arguments", sig_text, spec, args, kwargs)
         out["*"] = args[len(names) :]
     elif spec.varargs is not None:
         out["*"] = []
@@ -264,18 +266,12 @@ def filter_args(
         if arg_name in kwargs:
             out[arg_name] = kwargs[arg_name]
         elif arg_name not in out:
-            raise ValueError(
-                f"Wrong number of arguments for {sig_text}:\n"
-                f"    {_call_text(spec.name, args, kwargs)} was called."
-            )
+            raise _bad_call("Wrong number of arguments", sig_text, spec, args, kwargs)
     extra = {k: v for k, v in kwargs.items() if k not in out}
     if spec.varkw is not None:
         out["**"] = extra
     elif extra:
-        raise ValueError(
-            f"Too many keyword arguments for {sig_text}:\n"
-            f"    {_call_text(spec.name, args, kwargs)} was called."
-        )
+        raise _bad_call("Too many keyword arguments", sig_text, spec, args, kwargs)
     for item in ignore_lst:
         if item not in out:
             raise ValueError(
