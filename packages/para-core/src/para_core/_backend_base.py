@@ -30,7 +30,7 @@ import os
 import threading
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
-from itertools import starmap
+from itertools import islice, starmap
 from types import MethodType
 from typing import Any
 
@@ -174,52 +174,87 @@ def _compact_calls(items: list) -> tuple[Any, bool, list | None]:
     ``(None, False, None)`` for anything else (several functions, kwargs,
     args that are not tuples, odd items).
     """
+    kind = _compact_kind(items[0]) if items else None
+    if kind is not None:
+        f, single = kind
+        for single in (True, False) if single else (False,):
+            args: list = []
+            if take_compact(iter(items), f, single, len(items), args) is FULL:
+                return f, single, args
+    return None, False, None
+
+
+def _compact_kind(item: Any) -> tuple[Any, bool] | None:
+    """``(f, single)`` when the task ``item`` fits a compact batch, else None."""
     try:
-        f, a0, _ = items[0]
-        if type(a0) is tuple and len(a0) == 1:
-            out = _scan(items, f, True)
-            if out is not _MIXED:
-                return (f, True, out) if out is not None else (None, False, None)
-        out = _scan(items, f, False)
-        return (f, False, out) if out is not None else (None, False, None)
+        func, args, kwargs = item
+        if type(args) is tuple and type(kwargs) is dict and not kwargs:
+            return func, len(args) == 1
     except Exception:
-        # Odd items (not triples, comparisons that raise): the plain path
-        # reports them as joblib would, when the batch runs.
-        return None, False, None
+        pass
+    return None
 
 
-_MIXED: list = []
+# -- reading compact batches ------------------------------------------------
+#
+# ``delayed(f)(x)`` runs once per task and the caller's generator is the
+# larger part of the dispatch cost; the loop that reads it must add little.
+# One pass, straight from the iterator: each (f, args, kwargs) triple dies
+# at once (which spares the garbage collector), the checks are identity and
+# type tests, and the one-argument form unpacks in C.
+
+#: ``take_compact`` read ``size`` tasks.
+FULL: Any = object()
+#: ``take_compact``'s input ran out.
+END: Any = object()
+_NO_KWARGS: dict = {}
 
 
-def _scan(
-    items: list,
+def take_compact(
+    it: Iterator[Any],
     f: Any,
     single: bool,
+    size: int,
+    out: list,
     tuple: type = tuple,
-    dict: type = dict,
     type: type = type,
-    len: Callable[[Any], int] = len,
-) -> list | None:
-    # A plain loop: unlike C-level passes (zip, map) it allocates nothing
-    # per task, and one-argument tuples die at once, which spares the
-    # garbage collector (full collections cost more than the loop).
-    out: list = []
+    MethodType: type = MethodType,
+    E: dict = _NO_KWARGS,
+) -> Any:
+    """Read up to ``size`` calls of ``f`` from ``it`` into ``out``.
+
+    Appends each task's argument (``single``) or argument tuple. Returns
+    :data:`FULL`, :data:`END`, or the first task that does not fit (read
+    from ``it`` but not added: the caller keeps it for the next batch).
+    Arguments that are not tuples are never iterated here: ``f(*args)``
+    must see an iterator whole.
+    """
     app = out.append
-    for func, a, kw in items:
-        if (
-            (func is not f and (type(func) is not MethodType or func != f))
-            or kw
-            or type(a) is not tuple
-            or type(kw) is not dict
-        ):
-            return None
-        if single:
-            if len(a) != 1:
-                return _MIXED
-            app(a[0])
-        else:
+    n0 = len(out)
+    if single:
+        for item in islice(it, size):
+            try:
+                func, a, kw = item
+                if type(a) is not tuple or kw != E:
+                    return item
+                (x,) = a
+            except Exception:
+                return item
+            if func is not f and (type(func) is not MethodType or func != f):
+                return item
+            app(x)
+    else:
+        for item in islice(it, size):
+            try:
+                func, a, kw = item
+                if type(a) is not tuple or kw != E:
+                    return item
+            except Exception:
+                return item
+            if func is not f and (type(func) is not MethodType or func != f):
+                return item
             app(a)
-    return out
+    return FULL if len(out) - n0 == size else END
 
 
 class ParallelBackendBase(metaclass=ABCMeta):

@@ -3,7 +3,8 @@
 Data flow of one call (everything but the workers runs in the caller)::
 
     iterable of (f, args, kwargs)
-      -> chunks of 128 (islice), kept as (f, [args]) when they allow it
+      -> read in one pass; runs of calls of one function without kwargs
+         are kept as (f, [args]) (``take_compact``)
       -> BatchedCalls of `batch_size` tasks -> backend.submit(batch, cb)
                                                    |  (worker thread/process)
       cb(future) [any thread]: results = backend.retrieve_result_callback()
@@ -35,9 +36,12 @@ from typing import TYPE_CHECKING, Any
 from loky.process_executor import TerminatedWorkerError
 
 from ._backend_base import (
+    END,
+    FULL,
     BatchedCalls,
     ParallelBackendBase,
-    _compact_calls,
+    _compact_kind,
+    take_compact,
 )
 from ._backends import (
     SequentialBackend,
@@ -56,7 +60,8 @@ _MAX_AUTO_BATCH = 32768
 # Generators hold up to 2 * pre_dispatch batches of results: when results
 # are large, auto batches are cut to about this many pickled bytes.
 _MAX_BATCH_RESULT_BYTES = 8 << 20
-# Tasks taken from the input at a time while a batch is gathered.
+# A compact run shorter than this, cut by a task of another form, goes out
+# as plain triples with the tasks after it: mixed inputs keep full batches.
 _CHUNK = 128
 
 
@@ -91,7 +96,7 @@ class _Call:
         self.n_completed = 0
         self.next_yield = 0
         self.iterating = True
-        self.pending: list | None = None
+        self.pending: Any = END  # a task read but not yet batched
         self.reporters: list[Any] = []
         self.reporting = False
         self.waiting_since: dict[int, float] = {}
@@ -205,35 +210,37 @@ class _Call:
             self._submit(batch)
 
     def _next_batch(self, size: int) -> BatchedCalls | None:
-        """Take up to ``size`` tasks from the input, in chunks of ``_CHUNK``.
+        """Take up to ``size`` tasks from the input.
 
-        Chunks calling the same function without kwargs are kept as its
-        argument tuples only: the ``(f, args, kwargs)`` triples die young,
-        which spares the garbage collector's older generations (full
-        collections otherwise cost a third of the dispatch time).
+        A run of calls of one function without kwargs is kept as its
+        arguments only (``take_compact``); it ends the batch early at the
+        first task that does not fit, which starts the next batch. Inputs
+        that mix forms more finely than ``_CHUNK`` go as plain triples.
         """
         it, first = self.it, self.n_dispatched
-        chunk, self.pending = self.pending, None
-        if chunk is None:
-            chunk = list(islice(it, min(size, _CHUNK)))
-            if not chunk:
+        item, self.pending = self.pending, END
+        if item is END:
+            item = next(it, END)
+            if item is END:
                 return None
-        func, single, args = _compact_calls(chunk)
-        if args is None:
-            if len(chunk) < size:
-                chunk += islice(it, size - len(chunk))
-            return BatchedCalls(chunk, self.nested, first)
-        del chunk
-        while len(args) < size:
-            chunk = list(islice(it, min(size - len(args), _CHUNK)))
-            if not chunk:
-                break
-            f, s, more = _compact_calls(chunk)
-            if more is None or s is not single or f is not func:
-                self.pending = chunk  # starts the next batch
-                break
-            args += more
-        return BatchedCalls._from_args(func, args, single, self.nested, first)
+        kind = _compact_kind(item)
+        if kind is None:
+            items = [item]
+        else:
+            f, single = kind
+            args = [item[1][0] if single else item[1]]
+            rest = take_compact(it, f, single, size - 1, args)
+            if rest is FULL or rest is END:
+                return BatchedCalls._from_args(f, args, single, self.nested, first)
+            if len(args) >= _CHUNK:
+                self.pending = rest  # starts the next batch
+                return BatchedCalls._from_args(f, args, single, self.nested, first)
+            batch = BatchedCalls._from_args(f, args, single)
+            items = batch.items
+            items.append(rest)
+        if len(items) < size:
+            items += islice(it, size - len(items))
+        return BatchedCalls(items, self.nested, first)
 
     def _submit(self, batch: BatchedCalls) -> None:
         index = self.n_batches
