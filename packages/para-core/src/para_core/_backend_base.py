@@ -176,8 +176,9 @@ def _compact_calls(items: list) -> tuple[Any, bool, list | None]:
     """
     kind = _compact_kind(items[0]) if items else None
     if kind is not None:
-        f, single = kind
-        for single in (True, False) if single else (False,):
+        f, one_arg = kind
+        # Mixed arities (one argument, then two): the tuples form.
+        for single in (True, False) if one_arg else (False,):
             args: list = []
             if take_compact(iter(items), f, single, len(items), args) is FULL:
                 return f, single, args
