@@ -7,7 +7,13 @@ import pickle
 import pytest
 from _helpers import Blob, blob_info, flags_of, identity, square
 
-from para_core import BatchedCalls, Parallel, delayed
+from para_core import (
+    BatchedCalls,
+    Parallel,
+    ThreadingBackend,
+    delayed,
+    register_parallel_backend,
+)
 from para_core._backend_base import _compact_calls
 from para_core._pickling import (
     dumps_batch,
@@ -218,3 +224,108 @@ def test_numpy_arrays_arrive_as_they_left():
     back = Parallel(n_jobs=2)(delayed(identity)(a) for a in (writable, fortran))
     assert np.array_equal(back[0], writable) and back[0].flags.writeable
     assert np.array_equal(back[1], fortran) and back[1].flags.f_contiguous
+
+
+# -- reading the input --------------------------------------------------------
+
+
+def test_take_compact_stops_at_what_does_not_fit():
+    from para_core._backend_base import END, FULL, take_compact
+
+    out: list = []
+    it = iter([delayed(square)(i) for i in range(5)])
+    assert take_compact(it, square, True, 3, out) is FULL
+    assert take_compact(it, square, True, 3, out) is END
+    assert out == [0, 1, 2, 3, 4]
+    odd = delayed(add)(1, 2)
+    it = iter([delayed(square)(7), odd, delayed(square)(8)])
+    out = []
+    assert take_compact(it, square, True, 10, out) is odd  # read, not added
+    assert out == [7] and next(it) == delayed(square)(8)
+    # Argument tuples of any arity in the tuples form; kwargs end the run.
+    out = []
+    items = [delayed(add)(1), delayed(add)(1, 2), delayed(add)(1, b=2)]
+    assert take_compact(iter(items), add, False, 10, out) is items[2]
+    assert out == [(1,), (1, 2)]
+
+
+def test_take_compact_never_iterates_arguments_that_are_not_tuples():
+    from para_core._backend_base import take_compact
+
+    args = iter([5])
+    item = (square, args, {})
+    assert take_compact(iter([item]), square, True, 10, []) is item
+    assert list(args) == [5]  # untouched: f(*args) must see it whole
+
+
+class _Recording(ThreadingBackend):
+    sizes: list = []
+
+    def submit(self, func, callback=None):
+        _Recording.sizes.append(len(func))
+        return super().submit(func, callback)
+
+
+@pytest.fixture
+def recording():
+    register_parallel_backend("recording-test", _Recording)
+    _Recording.sizes = []
+    return _Recording.sizes
+
+
+def test_the_input_s_last_run_is_shared_among_the_workers(recording):
+    out = Parallel(n_jobs=2, backend="recording-test", batch_size=1000)(
+        delayed(square)(i) for i in range(1500)
+    )
+    assert out == [i * i for i in range(1500)]
+    # 1000, then the last 500 tasks as two batches rather than one.
+    assert recording == [1000, 250, 250]
+
+
+def test_finely_mixed_inputs_keep_full_batches(recording):
+    tasks = [delayed(square if i % 2 else identity)(i) for i in range(400)]
+    out = Parallel(n_jobs=2, backend="recording-test", batch_size=100)(iter(tasks))
+    assert out == [i * i if i % 2 else i for i in range(400)]
+    assert recording == [100] * 4
+
+
+def test_a_long_run_ends_its_batch_where_the_function_changes(recording):
+    tasks = [delayed(square)(i) for i in range(300)]
+    tasks += [delayed(identity)(i) for i in range(300)]
+    out = Parallel(n_jobs=2, backend="recording-test", batch_size=400)(iter(tasks))
+    assert out == [i * i for i in range(300)] + list(range(300))
+    assert recording == [300, 150, 150]
+
+
+# -- handing big batches over to loky -----------------------------------------
+
+
+@pytest.mark.parametrize("packet", [b"batch bytes", (b"data", [bytearray(b"buf")])])
+def test_handover_unpickles_to_its_packet_and_tells_it_left(packet):
+    from para_core._pickling import HandOver
+
+    handover = HandOver(packet)
+    assert not handover.sent.is_set()
+    assert pickle.loads(pickle.dumps(handover)) == packet
+    assert handover.sent.is_set()
+
+
+def test_big_batches_through_loky_are_handed_over(monkeypatch):
+    import para_core._backends as backends
+    from para_core._pickling import HandOver
+
+    made = []
+
+    class Recorded(HandOver):
+        __slots__ = ()
+
+        def __init__(self, packet):
+            super().__init__(packet)
+            made.append(self)
+
+    monkeypatch.setattr(backends, "HandOver", Recorded)
+    out = Parallel(n_jobs=2, batch_size=3000)(delayed(square)(i) for i in range(8000))
+    assert out == [i * i for i in range(8000)]
+    # 3000, 3000, then the last 2000 shared: two of 1000 (below the
+    # hand-over size, sent without waiting).
+    assert len(made) == 2 and all(h.sent.is_set() for h in made)

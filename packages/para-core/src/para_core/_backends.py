@@ -17,12 +17,17 @@ from typing import Any
 import loky
 
 from . import _config
-from ._backend_base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
+from ._backend_base import (
+    AutoBatchingMixin,
+    BatchedCalls,
+    FallbackToBackend,
+    ParallelBackendBase,
+)
 from ._pickling import (
+    HandOver,
     dumps_batch,
     load_results,
     pack_reducer,
-    packet_size,
     run_pickled_batch,
     session_reducer,
 )
@@ -192,10 +197,18 @@ class _ProcessBackendMixin:
     def retrieve_result_callback(self, future: Any) -> Any:
         return load_results(future.result())
 
-    def _retrieve_sized(self, future: Any) -> tuple[list, int]:
-        """The results and their pickled size (the engine bounds memory)."""
-        data = future.result()
-        return load_results(data), packet_size(data)
+    @staticmethod
+    def _retrieve_packet(future: Any) -> Any:
+        """The batch's pickled results; the engine unpickles them when it
+        needs them (``load_results``) and bounds memory by their size."""
+        return future.result()
+
+
+# Batches this big take the caller long enough to read that their trip to a
+# worker is worth waiting for (see HandOver); smaller ones are sent while
+# the caller waits for results anyway.
+_HANDOVER_MIN_TASKS = 1024
+_HANDOVER_TIMEOUT = 0.005
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
@@ -254,9 +267,16 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
 
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
+        handover = None
+        if type(func) is BatchedCalls and len(func) >= _HANDOVER_MIN_TASKS:
+            payload = handover = HandOver(payload)
         future = self._workers.submit(run_pickled_batch, payload, reducer)
         if callback is not None:
             future.add_done_callback(callback)
+        if handover is not None:
+            # Bounded: a full call queue (a large pre_dispatch) or a busy
+            # manager thread must not hold the caller for long.
+            handover.sent.wait(_HANDOVER_TIMEOUT)
         return future
 
     def abort_everything(self, ensure_ready: bool = True) -> None:

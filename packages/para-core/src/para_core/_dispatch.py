@@ -49,6 +49,7 @@ from ._backends import (
 )
 from ._delayed import _forget_delayed
 from ._errors import WorkerTerminatedError, eval_expr
+from ._pickling import load_results, packet_size
 from ._progress import BarReporter, VerboseReporter
 
 if TYPE_CHECKING:
@@ -63,6 +64,19 @@ _MAX_BATCH_RESULT_BYTES = 8 << 20
 # A compact run shorter than this, cut by a task of another form, goes out
 # as plain triples with the tasks after it: mixed inputs keep full batches.
 _CHUNK = 128
+
+
+class _Packet:
+    """Pickled results of a batch, unpickled when consumed (``_loaded``)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+def _loaded(results: Any) -> list:
+    return load_results(results.data) if type(results) is _Packet else results
 
 
 def _ignore(*_args: Any) -> None:
@@ -97,6 +111,7 @@ class _Call:
         self.next_yield = 0
         self.iterating = True
         self.pending: Any = END  # a task read but not yet batched
+        self.split: deque = deque()  # batches cut from the input's last run
         self.reporters: list[Any] = []
         self.reporting = False
         self.waiting_since: dict[int, float] = {}
@@ -217,6 +232,8 @@ class _Call:
         first task that does not fit, which starts the next batch. Inputs
         that mix forms more finely than ``_CHUNK`` go as plain triples.
         """
+        if self.split:
+            return self.split.popleft()
         it, first = self.it, self.n_dispatched
         item, self.pending = self.pending, END
         if item is END:
@@ -230,7 +247,9 @@ class _Call:
             f, single = kind
             args = [item[1][0] if single else item[1]]
             rest = take_compact(it, f, single, size - 1, args)
-            if rest is FULL or rest is END:
+            if rest is END:
+                return self._last_batches(f, args, single, first)
+            if rest is FULL:
                 return BatchedCalls._from_args(f, args, single, self.nested, first)
             if len(args) >= _CHUNK:
                 self.pending = rest  # starts the next batch
@@ -241,6 +260,23 @@ class _Call:
         if len(items) < size:
             items += islice(it, size - len(items))
         return BatchedCalls(items, self.nested, first)
+
+    def _last_batches(
+        self, f: Any, args: list, single: bool, first: int
+    ) -> BatchedCalls:
+        # The input ran out: share its last tasks among the workers, so that
+        # the call ends when one slice is done rather than the whole batch.
+        pieces = min(self.n_jobs, len(args) // _CHUNK)
+        if pieces < 2:
+            return BatchedCalls._from_args(f, args, single, self.nested, first)
+        step = -(-len(args) // pieces)
+        for start in range(step, len(args), step):
+            piece = args[start : start + step]
+            self.split.append(
+                BatchedCalls._from_args(f, piece, single, self.nested, first + start)
+            )
+        del args[step:]
+        return BatchedCalls._from_args(f, args, single, self.nested, first)
 
     def _submit(self, batch: BatchedCalls) -> None:
         index = self.n_batches
@@ -257,17 +293,19 @@ class _Call:
             self.inflight[index] = (batch, future, start)
 
     def _done(self, index: int, out: Any) -> None:
-        # Runs in the backend's thread: hand over, nothing more.
-        nbytes = 0
+        # Runs in the backend's thread: hand over, nothing more. Our process
+        # backends' results are unpickled by the caller (in _take): that
+        # thread also moves batches to the workers, and would compete for
+        # the GIL with the caller reading its input.
+        if self.sized:
+            self.finished.put((index, None, out, time.monotonic()))
+            return
         try:
-            if self.sized:
-                result, nbytes = self.backend._retrieve_sized(out)
-            else:
-                result = self.backend.retrieve_result_callback(out)
+            result = self.backend.retrieve_result_callback(out)
             ok = True
         except BaseException as exc:
             result, ok = exc, False
-        self.finished.put((index, ok, result, time.monotonic(), nbytes))
+        self.finished.put((index, ok, result, time.monotonic()))
 
     def _wait(self) -> None:
         """Block until at least one batch finished, then take in every one."""
@@ -302,15 +340,22 @@ class _Call:
             self._take(finished.get())
 
     def _take(self, done: tuple) -> None:
-        index, ok, result, end, nbytes = done
+        index, ok, result, end = done
         batch, _future, start = self.inflight.pop(index)
         if self.waiting_since:
             self.waiting_since.pop(index, None)
-        if not ok:
-            self._raise(batch, result)
         n = len(batch)
-        if nbytes and n:
-            self.result_bytes = max(self.result_bytes, nbytes / n)
+        if ok is None:  # a future of our process backends
+            try:
+                packet = self.backend._retrieve_packet(result)
+            except BaseException as exc:
+                self._raise(batch, exc)
+            if n:
+                self.result_bytes = max(self.result_bytes, packet_size(packet) / n)
+            # Unpickled when consumed: the caller first refills the pipeline.
+            result = _Packet(packet)
+        elif not ok:
+            self._raise(batch, result)
         self.backend.batch_completed(n, end - start)
         self.n_completed += n
         if self.ordered:
@@ -327,7 +372,7 @@ class _Call:
             result, ok = self.backend.retrieve_result(future, timeout), True
         except BaseException as exc:
             result, ok = exc, False
-        return index, ok, result, time.monotonic(), 0
+        return index, ok, result, time.monotonic()
 
     def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
         if isinstance(exc, TerminatedWorkerError) and not isinstance(
@@ -402,19 +447,20 @@ class _Call:
             self._cleanup()
 
     def _collect(self) -> list:
-        # Results are appended batch by batch in input order (C-level extend).
+        # Results are appended batch by batch in input order (C-level extend),
+        # after the pipeline was refilled.
         out: list = []
         ready = self.ready
         while True:
             self._fill()
+            while self.next_yield in ready:
+                out += _loaded(ready.pop(self.next_yield))
+                self.next_yield += 1
             if not self.inflight:
                 if not self.iterating:
                     return out
                 continue
             self._wait()
-            while self.next_yield in ready:
-                out += ready.pop(self.next_yield)
-                self.next_yield += 1
 
     def run(self):
         try:
@@ -426,7 +472,27 @@ class _Call:
                 yield from self._run_sequential()
             else:
                 with self.backend.retrieval_context():
-                    yield from self._run_parallel()
+                    # Inlined (not a sub-generator): each result then costs
+                    # one generator resume, not two.
+                    ordered = self.ordered
+                    ready, ready_fifo = self.ready, self.ready_fifo
+                    while True:
+                        if ordered:
+                            results = ready.pop(self.next_yield, None)
+                            if results is not None:
+                                self.next_yield += 1
+                        else:
+                            results = ready_fifo.popleft() if ready_fifo else None
+                        if results is not None:
+                            self._fill()
+                            yield from _loaded(results)
+                            del results  # released once the batch is consumed
+                            continue
+                        self._fill()
+                        if not self.inflight and not self.iterating:
+                            break
+                        if self.inflight:
+                            self._wait()
             for r in self.reporters:
                 r.finish(self.n_completed)
         except BaseException as exc:
@@ -434,24 +500,3 @@ class _Call:
             raise
         finally:
             self._cleanup()
-
-    def _run_parallel(self):
-        ordered = self.ordered
-        ready, ready_fifo = self.ready, self.ready_fifo
-        while True:
-            if ordered:
-                results = ready.pop(self.next_yield, None)
-                if results is not None:
-                    self.next_yield += 1
-            else:
-                results = ready_fifo.popleft() if ready_fifo else None
-            if results is not None:
-                self._fill()
-                yield from results
-                del results  # released as soon as the batch is consumed
-                continue
-            self._fill()
-            if not self.inflight and not self.iterating:
-                return
-            if self.inflight:
-                self._wait()
