@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -209,6 +210,7 @@ class _ProcessBackendMixin:
 # the caller waits for results anyway.
 _HANDOVER_MIN_TASKS = 1024
 _HANDOVER_TIMEOUT = 0.005
+_HANDOVER_SLEEP = 2e-5
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
@@ -273,10 +275,13 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         future = self._workers.submit(run_pickled_batch, payload, reducer)
         if callback is not None:
             future.add_done_callback(callback)
-        if handover is not None:
-            # Bounded: a full call queue (a large pre_dispatch) or a busy
-            # manager thread must not hold the caller for long.
-            handover.sent.wait(_HANDOVER_TIMEOUT)
+        # Bounded: a full call queue (a large pre_dispatch) or a busy manager
+        # thread must not hold the caller for long. Once pickled, the batch
+        # is written in two system calls (header, then payload) and the
+        # feeder needs the GIL in between: a short sleep lets it have it
+        # (without, one big batch in three waited a switch interval).
+        if handover is not None and handover.sent.wait(_HANDOVER_TIMEOUT):
+            time.sleep(_HANDOVER_SLEEP)
         return future
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
