@@ -295,12 +295,12 @@ def test_outputs_small_and_big_round_trip(tmp_path, compress):
 
 
 def test_fd_file_gathers_small_writes_and_passes_big_ones(tmp_path):
-    from para_cache._store import _WBUF, _FdFile
+    from para_cache._files import _WBUF, FdFile
 
     path = tmp_path / "f"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
-        out = _FdFile(fd)
+        out = FdFile(fd)
         out.write(b"head")
         assert os.fstat(fd).st_size == 0  # gathered
         out.write(memoryview(b"x" * _WBUF))  # big: pending bytes go first
@@ -310,3 +310,42 @@ def test_fd_file_gathers_small_writes_and_passes_big_ones(tmp_path):
     finally:
         os.close(fd)
     assert path.read_bytes() == b"head" + b"x" * _WBUF + b"tail"
+
+
+def test_temp_names_are_unique_and_new_in_a_forked_child(tmp_path):
+    from para_cache._files import temp_name
+
+    names = {temp_name("/x/entry") for _ in range(1000)}
+    assert len(names) == 1000
+    assert all(n.startswith("/x/entry.") and n.endswith(".tmp") for n in names)
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, temp_name("/x/entry").encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    # Same counter value possible, never the same 64-bit random prefix.
+    prefix = temp_name("/x/entry").rsplit("-", 1)[0]
+    assert not child.startswith(prefix + "-")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"duration": 0.25, "input_args": {"x": "5", "s": "'é\\n\"'"}, "time": 17e8},
+        {"duration": 1.5e-06, "input_args": {}, "time": 1763950000.123},
+        {"duration": float("nan"), "input_args": {"x": "1"}, "time": 1.0},
+        {"duration": 1, "input_args": {"x": 1}, "time": 2.0},
+        {"time": 2.0, "duration": 1.0, "input_args": {}},
+        {"anything": [1, 2], "else": None},
+    ],
+)
+def test_metadata_bytes_are_json_dumps_bytes(metadata):
+    from para_cache._files import encode_metadata
+
+    assert encode_metadata(metadata) == json.dumps(metadata).encode("utf-8")

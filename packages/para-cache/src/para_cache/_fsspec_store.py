@@ -14,12 +14,12 @@ import posixpath
 from typing import Any
 
 from . import _persist
+from ._files import temp_name
 from ._store import (
     _ENTRY_NAME,
     CacheItemInfo,
     StoreBackendBase,
     StoreBackendMixin,
-    _temp_name,
 )
 
 
@@ -111,7 +111,7 @@ class FsspecStoreBackend(StoreBackendBase, StoreBackendMixin):
             root = posixpath.dirname(root)
         gitignore = posixpath.join(root, ".gitignore")
         if not self.fs.exists(gitignore):
-            tmp = _temp_name(gitignore)
+            tmp = temp_name(gitignore)
             with self.fs.open(tmp, "wb") as f:
                 f.write(b"# Created by joblib automatically.\n*\n")
             self.fs.mv(tmp, gitignore)

@@ -26,68 +26,23 @@ import operator
 import os
 import re
 import shutil
-import threading
 import warnings
 from abc import ABCMeta, abstractmethod
 from pickle import PicklingError
 from typing import Any
 
 from . import _persist
+from ._files import FdFile, encode_metadata, temp_name, write_all
 from ._logger import format_time
 
 CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
 
 _ENTRY_NAME = re.compile(r"[a-f0-9]{32}|[a-f0-9]{40}")
 _UNITS = {"K": 1, "M": 2, "G": 3}
-_WBUF = 256 * 1024  # writes up to this size are gathered before a syscall
 # Names inside an entry folder, joined by concatenation on the miss path.
 _OUTPUT = os.sep + "output.pkl"
 _METADATA = os.sep + "metadata.json"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-
-
-def _write_all(fd: int, data: Any) -> None:
-    with memoryview(data) as view, view.cast("B") as rest:
-        while rest:
-            rest = rest[os.write(fd, rest) :]
-
-
-class _FdFile:
-    """The binary file ``dump`` needs, on a bare descriptor.
-
-    A cache entry is mostly a few small pieces: they are gathered and written
-    with one system call, without the file object machinery of ``open``; big
-    array blocks go straight to the descriptor.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._pos = 0
-        self._pending = bytearray()
-
-    def write(self, data: Any) -> int:
-        with memoryview(data) as view:
-            n = view.nbytes
-            if n >= _WBUF:
-                self.flush()
-                _write_all(self._fd, view)
-            else:
-                self._pending += view
-                if len(self._pending) >= _WBUF:
-                    self.flush()
-        self._pos += n
-        return n
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        if self._pending:
-            _write_all(self._fd, self._pending)
-            self._pending.clear()
-
-    def close(self) -> None:  # the descriptor is the caller's to close
-        self.flush()
 
 
 def _warn_not_cached(exc: Exception) -> None:
@@ -113,11 +68,6 @@ def memstr_to_bytes(text: str) -> int:
             f"Invalid literal for size: {text!r} should be a string like "
             "'10G', '500M', '50K'."
         ) from None
-
-
-def _temp_name(filename: str) -> str:
-    # 64 random bits: unique across hosts sharing a network folder.
-    return f"{filename}.{os.urandom(8).hex()}-{os.getpid()}-{threading.get_ident()}.tmp"
 
 
 class StoreBackendBase(metaclass=ABCMeta):
@@ -244,7 +194,7 @@ class StoreBackendMixin:
                 self.create_location(os.path.dirname(filename))
 
     def _write_once(self, filename: str, write) -> None:
-        tmp = _temp_name(filename)
+        tmp = temp_name(filename)
         try:
             write(tmp)
             self._move_item(tmp, filename)
@@ -281,7 +231,7 @@ class StoreBackendMixin:
         try:
             item_path = self._path(*call_id)
             self.create_location(item_path)
-            data = json.dumps(metadata).encode("utf-8")
+            data = encode_metadata(metadata)
 
             def write(tmp):
                 with self._open_item(tmp, "wb") as f:
@@ -420,6 +370,20 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
     def _move_item(src, dst):
         os.replace(src, dst)
 
+    # Entry paths are built on every hit and miss: concatenation, which is
+    # what os.path.join gives for these relative, non-empty parts.
+    _prefix = ""
+
+    def _path(self, *parts: str) -> str:
+        if len(parts) == 2 and self._prefix:
+            return f"{self._prefix}{parts[0]}{os.sep}{parts[1]}"
+        return os.path.join(self.location, *parts)
+
+    def _output_path(self, call_id) -> str:
+        if len(call_id) == 2 and self._prefix:
+            return f"{self._prefix}{call_id[0]}{os.sep}{call_id[1]}{_OUTPUT}"
+        return os.path.join(self.location, *call_id, "output.pkl")
+
     def clear_location(self, location):
         """Delete ``location``; the store root itself is only emptied."""
         if location == self.location:
@@ -461,7 +425,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         if verbose > 10:
             print(f"Persisting in {item_path}")
         try:
-            meta = json.dumps(metadata).encode("utf-8")
+            meta = encode_metadata(metadata)
         except Exception:
             meta = None  # metadata is best effort, as in store_metadata
         try:
@@ -470,12 +434,12 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
             _warn_not_cached(exc)
 
     def _publish(self, item_path, item, meta):
-        tmp = _temp_name(item_path)
+        tmp = temp_name(item_path)
         os.mkdir(tmp)  # FileNotFoundError: function folder cleared, retried
         try:
             fd = os.open(tmp + _OUTPUT, _NEW_FILE, 0o666)
             try:
-                out = _FdFile(fd)
+                out = FdFile(fd)
                 _persist.dump(item, out, compress=self.compress)
                 out.flush()
                 if self._fsync:
@@ -486,7 +450,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
             if meta is not None:
                 fd = os.open(tmp + _METADATA, _NEW_FILE, 0o666)
                 try:
-                    _write_all(fd, meta)
+                    write_all(fd, meta)
                     if self._fsync:
                         os.fsync(fd)
                 finally:
@@ -552,6 +516,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         """Create ``location`` (with a ``.gitignore`` at the cache root)."""
         options = dict(backend_options or {})
         self.location = location
+        self._prefix = os.path.join(location, "")
         os.makedirs(location, exist_ok=True)
         # Memory appends "joblib" to str locations: the .gitignore goes one up.
         root = location
@@ -560,7 +525,7 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         gitignore = os.path.join(root, ".gitignore")
         if not os.path.exists(gitignore):
             try:
-                tmp = _temp_name(gitignore)
+                tmp = temp_name(gitignore)
                 with open(tmp, "w") as f:
                     f.write("# Created by joblib automatically.\n*\n")
                 os.replace(tmp, gitignore)
