@@ -223,6 +223,10 @@ class _Call:
                 self.iterating = False
                 break
             self._submit(batch)
+            # The slices of the input's last run leave together: they were
+            # read as one batch, and a slice held back would end the call late.
+            while self.split:
+                self._submit(self.split.popleft())
 
     def _next_batch(self, size: int) -> BatchedCalls | None:
         """Take up to ``size`` tasks from the input.
@@ -232,8 +236,6 @@ class _Call:
         first task that does not fit, which starts the next batch. Inputs
         that mix forms more finely than ``_CHUNK`` go as plain triples.
         """
-        if self.split:
-            return self.split.popleft()
         it, first = self.it, self.n_dispatched
         item, self.pending = self.pending, END
         if item is END:
