@@ -329,3 +329,24 @@ def test_big_batches_through_loky_are_handed_over(monkeypatch):
     # 3000, 3000, then the last 2000 shared: two of 1000 (below the
     # hand-over size, sent without waiting).
     assert len(made) == 2 and all(h.sent.is_set() for h in made)
+
+
+def _no_reduction(obj):
+    return NotImplemented
+
+
+def test_typed_reducer_builds_its_dispatch_table_once_per_base():
+    import copyreg
+
+    from para_core._pickling import TypedReducer
+
+    reducer = TypedReducer(_no_reduction, (Blob,))
+    first = reducer.table(copyreg.dispatch_table)
+    assert reducer.table(copyreg.dispatch_table) is first
+    assert Blob in first and set(copyreg.dispatch_table) <= set(first)
+    # Another base table, another copy; a clone sent to workers starts empty.
+    assert reducer.table({}) is not first
+    clone = pickle.loads(pickle.dumps(reducer))
+    assert clone.types == (Blob,) and clone._tables == {}
+    # NotImplemented from the session: the object's own reduction.
+    assert first[Blob](Blob(b"abc"))[0] is Blob

@@ -183,16 +183,20 @@ class _ProcessBackendMixin:
     def start_call(self) -> None:
         self._cloud = False
 
-    # (session, its result reducer packed once for all the session's batches)
-    _packed_reducer: tuple[Any, Any] = (None, None)
+    # (session, its task reducer, its result reducer packed), made once for
+    # all the session's batches
+    _reducers: tuple[Any, Any, Any] = (None, None, None)
 
     def _payload(self, func: Any) -> tuple[Any, Any]:
         session = getattr(getattr(self, "parallel", None), "_transport_session", None)
-        known, reducer = self._packed_reducer
+        known, task_reducer, reducer = self._reducers
         if known is not session or session is None:
+            task_reducer = session_reducer(session, "reduce_task_object")
             reducer = pack_reducer(session_reducer(session, "result_reducer"))
-            self._packed_reducer = (session, reducer)
-        payload, self._cloud = dumps_batch(func, session, self._cloud)
+            self._reducers = (session, task_reducer, reducer)
+        payload, self._cloud = dumps_batch(
+            func, session, self._cloud, reduce_first=task_reducer
+        )
         return payload, reducer
 
     def retrieve_result_callback(self, future: Any) -> Any:
