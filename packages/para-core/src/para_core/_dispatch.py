@@ -4,22 +4,26 @@ Data flow of one call (everything but the workers runs in the caller)::
 
     iterable of (f, args, kwargs)
       -> read in one pass; runs of calls of one function without kwargs
-         are kept as (f, [args]) (``take_compact``)
+         are kept as (f, [args]) (``take_compact``); the input's last run
+         is cut in one slice per worker
       -> BatchedCalls of `batch_size` tasks -> backend.submit(batch, cb)
                                                    |  (worker thread/process)
       cb(future) [any thread]: results = backend.retrieve_result_callback()
+                 (our process backends: the future itself)
                  -> SimpleQueue of finished batches
       caller: block on the queue (no polling), store results, refill the
               pipeline up to `pre_dispatch` batches in flight, then
+              unpickle what the process backends sent and
               list mode:  extend the output list batch by batch, in order;
               generators: yield results in order ("generator") or as they
                           come ("generator_unordered").
 
 The dispatching and the bookkeeping happen in the caller's thread; the
 callback only hands the finished batch over, so backends' result threads are
-never slowed by our work. Process backends pickle batches in a compact form
-and run them in C in the workers (see ``_pickling``); for them a transport
-session (see ``_transport``) is opened per call or per ``with`` block.
+never slowed by our work (they also carry batches to the workers). Process
+backends pickle batches in a compact form and run them in C in the workers
+(see ``_pickling``); for them a transport session (see ``_transport``) is
+opened per call or per ``with`` block.
 """
 
 from __future__ import annotations
