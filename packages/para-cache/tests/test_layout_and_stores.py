@@ -148,7 +148,7 @@ def test_custom_store_backend(tmp_path):
 
 
 def test_store_limits_with_strings(tmp_path):
-    from para_cache._store import memstr_to_bytes
+    from para_cache._limits import memstr_to_bytes
 
     assert memstr_to_bytes("1K") == 1024
     assert memstr_to_bytes("2M") == 2 * 1024**2

@@ -22,7 +22,6 @@ import datetime
 import errno
 import functools
 import json
-import operator
 import os
 import re
 import shutil
@@ -33,12 +32,12 @@ from typing import Any
 
 from . import _persist
 from ._files import FdFile, encode_metadata, temp_name, write_all
+from ._limits import check_age_limit, items_to_delete
 from ._logger import format_time
 
 CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
 
 _ENTRY_NAME = re.compile(r"[a-f0-9]{32}|[a-f0-9]{40}")
-_UNITS = {"K": 1, "M": 2, "G": 3}
 # Names inside an entry folder, joined by concatenation on the miss path.
 _OUTPUT = os.sep + "output.pkl"
 _METADATA = os.sep + "metadata.json"
@@ -56,18 +55,6 @@ def _warn_not_cached(exc: Exception) -> None:
 
 class CacheWarning(Warning):
     """Warning about a cache entry that could not be written or read back."""
-
-
-def memstr_to_bytes(text: str) -> int:
-    """Convert ``"10K"``, ``"3M"`` or ``"1G"`` into a number of bytes."""
-    unit = text[-1:].upper()
-    try:
-        return int(float(text[:-1]) * 1024 ** _UNITS[unit])
-    except (KeyError, ValueError):
-        raise ValueError(
-            f"Invalid literal for size: {text!r} should be a string like "
-            "'10G', '500M', '50K'."
-        ) from None
 
 
 class StoreBackendBase(metaclass=ABCMeta):
@@ -309,35 +296,8 @@ class StoreBackendMixin:
                 self.clear_location(item.path)
 
     def _get_items_to_delete(self, bytes_limit, items_limit=None, age_limit=None):
-        if isinstance(bytes_limit, str):
-            bytes_limit = memstr_to_bytes(bytes_limit)
-        if age_limit is not None and age_limit.total_seconds() < 0:
-            raise ValueError(
-                f"age_limit has to be a positive timedelta, got {age_limit!r}"
-            )
-        items = self.get_items()
-        if not items:
-            return []
-        excess_bytes = 0
-        if bytes_limit is not None:
-            excess_bytes = sum(i.size for i in items) - bytes_limit
-        excess_items = 0 if items_limit is None else len(items) - items_limit
-        deadline = None
-        if age_limit is not None:
-            deadline = datetime.datetime.now() - age_limit
-        items.sort(key=operator.attrgetter("last_access"))
-        doomed = []
-        freed_bytes = 0
-        for item in items:
-            if (
-                freed_bytes >= excess_bytes
-                and len(doomed) >= excess_items
-                and (deadline is None or item.last_access > deadline)
-            ):
-                break
-            doomed.append(item)
-            freed_bytes += item.size
-        return doomed
+        check_age_limit(age_limit)  # before listing the entries, maybe many
+        return items_to_delete(self.get_items(), bytes_limit, items_limit, age_limit)
 
     def _concurrency_safe_write(self, to_write, filename, write_func):
         self._write_atomic(filename, lambda tmp: write_func(to_write, tmp))
