@@ -271,15 +271,21 @@ def test_without_scatter_the_argument_travels_with_each_batch(dask_client):
     assert Tracked.pickled >= 10  # at least once per batch
 
 
-def test_scatter_counts_through_the_client(dask_client, monkeypatch):
-    calls = []
-    real_scatter = dask_client.scatter
+def _count_scatters(client, monkeypatch) -> list[int]:
+    """From now on, the size of every ``client.scatter`` list, in order."""
+    calls: list[int] = []
+    real_scatter = client.scatter
 
     def counting_scatter(data, **kwargs):
         calls.append(len(data))
         return real_scatter(data, **kwargs)
 
-    monkeypatch.setattr(dask_client, "scatter", counting_scatter)
+    monkeypatch.setattr(client, "scatter", counting_scatter)
+    return calls
+
+
+def test_scatter_counts_through_the_client(dask_client, monkeypatch):
+    calls = _count_scatters(dask_client, monkeypatch)
     shared = list(range(50_000))  # lists cannot be weakly referenced
     small = [1, 2, 3]
     out = Parallel(backend="dask", batch_size=1)(
@@ -293,13 +299,7 @@ def test_scatter_counts_through_the_client(dask_client, monkeypatch):
 
 
 def test_keyword_arguments_are_scattered_too(dask_client, monkeypatch):
-    calls = []
-    real_scatter = dask_client.scatter
-    monkeypatch.setattr(
-        dask_client,
-        "scatter",
-        lambda data, **kw: calls.append(1) or real_scatter(data, **kw),
-    )
+    calls = _count_scatters(dask_client, monkeypatch)
     text = "x" * 200_000
     out = Parallel(backend="dask", batch_size=1)(
         delayed(length)(obj=text) for _ in range(5)
@@ -310,13 +310,7 @@ def test_keyword_arguments_are_scattered_too(dask_client, monkeypatch):
 
 def test_arrays_are_scattered_from_one_kilobyte(dask_client, monkeypatch):
     np = pytest.importorskip("numpy")
-    calls = []
-    real_scatter = dask_client.scatter
-    monkeypatch.setattr(
-        dask_client,
-        "scatter",
-        lambda data, **kw: calls.append(1) or real_scatter(data, **kw),
-    )
+    calls = _count_scatters(dask_client, monkeypatch)
     arrays = [np.arange(1000, dtype="float64") for _ in range(2)]
     out = Parallel(backend="dask", batch_size=1)(delayed(total)(a) for a in arrays * 4)
     assert out == [float(arrays[0].sum())] * 8
@@ -328,13 +322,7 @@ def test_arrays_are_scattered_from_one_kilobyte(dask_client, monkeypatch):
 def test_pre_scattered_objects(dask_client, monkeypatch):
     data = list(range(1000))
     with parallel_config(backend="dask", scatter=[data]):
-        calls = []
-        real_scatter = dask_client.scatter
-        monkeypatch.setattr(
-            dask_client,
-            "scatter",
-            lambda d, **kw: calls.append(1) or real_scatter(d, **kw),
-        )
+        calls = _count_scatters(dask_client, monkeypatch)
         out = Parallel()(delayed(length)(data) for _ in range(5))
         backend = get_active_backend()[0]
     assert out == [1000] * 5
