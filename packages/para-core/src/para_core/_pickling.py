@@ -28,7 +28,6 @@ import io
 import pickle
 import threading
 from collections.abc import Callable
-from itertools import starmap
 from typing import Any
 
 import cloudpickle
@@ -290,16 +289,6 @@ class HandOver:
         return type(self.packet), (self.packet,)
 
 
-def _run(kind: str, func: Any, data: Any) -> Any:
-    if kind == "map":
-        return list(map(func, data))
-    if kind == "star":
-        return list(starmap(func, data))
-    if kind == "calls":
-        return [f(*a, **kw) for f, a, kw in data]
-    return func()
-
-
 def pack_reducer(reducer: Any) -> Any:
     """``reducer`` as pickle bytes, sent with every batch of a session.
 
@@ -337,14 +326,19 @@ def run_pickled_batch(payload: Any, result_reducer: Any = None) -> Any:
     cloudpickle-based result pickler: cheaper, and the same for every backend.
     """
     kind, func, data, backend, n_jobs = _loads(payload)
-    if backend is None:
-        results = _run(kind, func, data)
+    if kind == "call":
+        results = func()
     else:
-        from ._config import _nested_scope
-
-        with _nested_scope(backend, n_jobs):
-            results = _run(kind, func, data)
-    del data
+        # The batch as it was in the caller (``data`` is not copied); the
+        # arguments are freed before the results are pickled.
+        nested = (backend, n_jobs)
+        if kind == "calls":
+            batch = BatchedCalls(data, nested)
+        else:
+            batch = BatchedCalls._from_args(func, data, kind == "map", nested)
+        del data
+        results = batch()
+        del batch
     return _dump(results, _unpack_reducer(result_reducer))
 
 
