@@ -36,8 +36,9 @@ if TYPE_CHECKING:
         parallel_config,
         register_parallel_backend,
     )
+    from ._delayed import delayed
     from ._errors import WorkerTerminatedError
-    from ._parallel import Parallel, delayed
+    from ._parallel import Parallel
     from ._pickling import wrap_non_picklable_objects
     from ._transport import (
         TransportHook,
@@ -65,7 +66,7 @@ _LAZY = {
     "register_parallel_backend": "_config",
     "WorkerTerminatedError": "_errors",
     "Parallel": "_parallel",
-    "delayed": "_parallel",
+    "delayed": "_delayed",
     "wrap_non_picklable_objects": "_pickling",
     "TransportHook": "_transport",
     "TransportRequest": "_transport",
