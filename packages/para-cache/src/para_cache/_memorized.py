@@ -142,9 +142,6 @@ class MemorizedFunc(Logger):
 
     # -- keys ---------------------------------------------------------------
     def _get_args_id(self, *args, **kwargs) -> str:
-        return self._args_id(args, kwargs)
-
-    def _args_id(self, args, kwargs) -> str:
         return self._args_key(args, kwargs)[1]
 
     def _args_key(self, args, kwargs) -> tuple[dict, str]:
