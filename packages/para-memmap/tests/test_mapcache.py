@@ -74,3 +74,29 @@ def test_cleanup_still_works_without_a_watchdog(tmp_path, monkeypatch):
     assert os.path.isdir(folder)
     session.close()
     assert not os.path.exists(folder)
+
+
+def test_a_child_forked_while_the_lock_is_held_can_map(tmp_path):
+    if not hasattr(os, "fork"):
+        return
+    path = str(tmp_path / "c.dat")
+    _write(path, np.arange(10.0))
+    # What the sweeper thread does every second, caught by a fork.
+    with _mapcache._lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                a = _mapcache.open_read_only(path, np.dtype("f8"), (10,), "C")
+                os._exit(0 if a[9] == 9.0 else 1)
+            finally:
+                os._exit(2)
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done and os.waitstatus_to_exitcode(status) == 0

@@ -63,6 +63,20 @@ def _sweep_loop() -> None:
                 return
 
 
+def _start_afresh_in_child() -> None:
+    # A forked child (multiprocessing's default workers on Linux) inherits the
+    # lock as it was: held, if the parent's sweeper thread had it at that
+    # moment, and no sweeper thread would ever release it. Start afresh.
+    global _lock, _sweeper_pid
+    _lock = threading.Lock()
+    _cache.clear()
+    _sweeper_pid = -1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_start_afresh_in_child)
+
+
 def open_read_only(
     filename: str, dtype: Any, shape: tuple[int, ...], order: str
 ) -> np.memmap:
