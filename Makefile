@@ -14,6 +14,7 @@ TEST_STEPS := \
 	test-persist:run \
 	test-persist-bare:run \
 	test-core:run \
+	test-core-pure:run \
 	test-memmap:run \
 	test-cache:run \
 	test-joblib:run \

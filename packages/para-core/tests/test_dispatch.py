@@ -14,7 +14,7 @@ from para_core import (
     delayed,
     register_parallel_backend,
 )
-from para_core._backend_base import _compact_calls
+from para_core._compact import compact_calls as _compact_calls
 from para_core._pickling import (
     dumps_batch,
     load_results,
@@ -227,35 +227,6 @@ def test_numpy_arrays_arrive_as_they_left():
 
 
 # -- reading the input --------------------------------------------------------
-
-
-def test_take_compact_stops_at_what_does_not_fit():
-    from para_core._backend_base import END, FULL, take_compact
-
-    out: list = []
-    it = iter([delayed(square)(i) for i in range(5)])
-    assert take_compact(it, square, True, 3, out) is FULL
-    assert take_compact(it, square, True, 3, out) is END
-    assert out == [0, 1, 2, 3, 4]
-    odd = delayed(add)(1, 2)
-    it = iter([delayed(square)(7), odd, delayed(square)(8)])
-    out = []
-    assert take_compact(it, square, True, 10, out) is odd  # read, not added
-    assert out == [7] and next(it) == delayed(square)(8)
-    # Argument tuples of any arity in the tuples form; kwargs end the run.
-    out = []
-    items = [delayed(add)(1), delayed(add)(1, 2), delayed(add)(1, b=2)]
-    assert take_compact(iter(items), add, False, 10, out) is items[2]
-    assert out == [(1,), (1, 2)]
-
-
-def test_take_compact_never_iterates_arguments_that_are_not_tuples():
-    from para_core._backend_base import take_compact
-
-    args = iter([5])
-    item = (square, args, {})
-    assert take_compact(iter([item]), square, True, 10, []) is item
-    assert list(args) == [5]  # untouched: f(*args) must see it whole
 
 
 class _Recording(ThreadingBackend):

@@ -30,8 +30,7 @@ import os
 import threading
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
-from itertools import islice, starmap
-from types import MethodType
+from itertools import starmap
 from typing import Any
 
 from loky import cpu_count as _loky_cpu_count
@@ -164,98 +163,6 @@ class BatchedCalls:
             name = getattr(func, "__qualname__", None) or repr(func)
             span += f" (calls of {name})"
         return span
-
-
-def _compact_calls(items: list) -> tuple[Any, bool, list | None]:
-    """Return ``(f, single, args)`` when every task calls ``f`` without kwargs.
-
-    ``single``: each task has one positional argument and ``args`` holds
-    those values; otherwise ``args`` holds the argument tuples. Returns
-    ``(None, False, None)`` for anything else (several functions, kwargs,
-    args that are not tuples, odd items).
-    """
-    kind = _compact_kind(items[0]) if items else None
-    if kind is not None:
-        f, one_arg = kind
-        # Mixed arities (one argument, then two): the tuples form.
-        for single in (True, False) if one_arg else (False,):
-            args: list = []
-            if take_compact(iter(items), f, single, len(items), args) is FULL:
-                return f, single, args
-    return None, False, None
-
-
-def _compact_kind(item: Any) -> tuple[Any, bool] | None:
-    """``(f, single)`` when the task ``item`` fits a compact batch, else None."""
-    try:
-        func, args, kwargs = item
-        if type(args) is tuple and type(kwargs) is dict and not kwargs:
-            return func, len(args) == 1
-    except Exception:
-        pass
-    return None
-
-
-# -- reading compact batches ------------------------------------------------
-#
-# ``delayed(f)(x)`` runs once per task and the caller's generator is the
-# larger part of the dispatch cost; the loop that reads it must add little.
-# One pass, straight from the iterator: each (f, args, kwargs) triple dies
-# at once (which spares the garbage collector), the checks are identity and
-# type tests, and the one-argument form unpacks in C.
-
-#: ``take_compact`` read ``size`` tasks.
-FULL: Any = object()
-#: ``take_compact``'s input ran out.
-END: Any = object()
-_NO_KWARGS: dict = {}
-
-
-def take_compact(
-    it: Iterator[Any],
-    f: Any,
-    single: bool,
-    size: int,
-    out: list,
-    tuple: type = tuple,
-    type: type = type,
-    MethodType: type = MethodType,
-    E: dict = _NO_KWARGS,
-) -> Any:
-    """Read up to ``size`` calls of ``f`` from ``it`` into ``out``.
-
-    Appends each task's argument (``single``) or argument tuple. Returns
-    :data:`FULL`, :data:`END`, or the first task that does not fit (read
-    from ``it`` but not added: the caller keeps it for the next batch).
-    Arguments that are not tuples are never iterated here: ``f(*args)``
-    must see an iterator whole.
-    """
-    app = out.append
-    n0 = len(out)
-    if single:
-        for item in islice(it, size):
-            try:
-                func, a, kw = item
-                if type(a) is not tuple or kw != E:
-                    return item
-                (x,) = a
-            except Exception:
-                return item
-            if func is not f and (type(func) is not MethodType or func != f):
-                return item
-            app(x)
-    else:
-        for item in islice(it, size):
-            try:
-                func, a, kw = item
-                if type(a) is not tuple or kw != E:
-                    return item
-            except Exception:
-                return item
-            if func is not f and (type(func) is not MethodType or func != f):
-                return item
-            app(a)
-    return FULL if len(out) - n0 == size else END
 
 
 class ParallelBackendBase(metaclass=ABCMeta):

@@ -39,18 +39,12 @@ from typing import TYPE_CHECKING, Any
 
 from loky.process_executor import TerminatedWorkerError
 
-from ._backend_base import (
-    END,
-    FULL,
-    BatchedCalls,
-    ParallelBackendBase,
-    _compact_kind,
-    take_compact,
-)
+from ._backend_base import BatchedCalls, ParallelBackendBase
 from ._backends import (
     SequentialBackend,
     _ProcessBackendMixin,
 )
+from ._compact import END, FULL, compact_kind, take_compact
 from ._delayed import _forget_delayed
 from ._errors import WorkerTerminatedError, eval_expr
 from ._pickling import load_results, packet_size
@@ -246,7 +240,7 @@ class _Call:
             item = next(it, END)
             if item is END:
                 return None
-        kind = _compact_kind(item)
+        kind = compact_kind(item)
         if kind is None:
             items = [item]
         else:

@@ -32,7 +32,8 @@ from typing import Any
 
 import cloudpickle
 
-from ._backend_base import BatchedCalls, _compact_calls
+from ._backend_base import BatchedCalls
+from ._compact import compact_calls
 
 _PROTOCOL = 5
 # A reference to these modules would resolve to another module in the
@@ -243,7 +244,7 @@ def dumps_batch(
     if type(batch) is BatchedCalls:
         func, single, args = batch._func, batch._single, batch._args
         if args is None:
-            func, single, args = _compact_calls(batch._items)
+            func, single, args = compact_calls(batch._items)
         if args is None:
             kind, func, args = "calls", None, batch._items
         else:
