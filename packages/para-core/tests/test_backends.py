@@ -260,3 +260,20 @@ def test_process_backends_use_one_worker_when_nested_below_a_thread(
     assert backend.effective_n_jobs(2) == 2  # from the main thread
     with pytest.raises(ValueError, match="n_jobs == 0"):
         backend.effective_n_jobs(0)
+
+
+def test_worker_thread_caps_follow_loky_max_cpu_count(monkeypatch):
+    # The CPU count behind the caps is cached; the cache must see the change.
+    import loky
+
+    from para_core._backend_base import _usable_cpus
+
+    for var in LokyBackend.MAX_NUM_THREADS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert _usable_cpus() == 1
+    assert LokyBackend()._prepare_worker_env(1)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "64")
+    assert _usable_cpus() == loky.cpu_count() >= 1
+    expected = str(loky.cpu_count())
+    assert LokyBackend()._prepare_worker_env(1)["OMP_NUM_THREADS"] == expected
