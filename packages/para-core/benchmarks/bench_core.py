@@ -181,9 +181,10 @@ def main():
     n = 20_000 if args.quick else 100_000
     n_mem = 100_000 if args.quick else 1_000_000
     repeat = 1 if args.quick else 3
-    # A 100k-task run lasts ~50 ms: the VM's scheduling noise is of that
-    # order, so throughput keeps the best of more (cheap) runs, both sides.
-    fast_repeat = 1 if args.quick else 11
+    # A 100k-task run lasts 20-40 ms: the VM's scheduling noise is of that
+    # order, so throughput keeps the best of more (cheap) runs, both sides,
+    # alternated with ProcessPoolExecutor's.
+    fast_repeat = 1 if args.quick else 21
     rows = []
 
     def add(workload, para, jl, unit, target, higher_is_better):

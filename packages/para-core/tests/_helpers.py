@@ -84,3 +84,23 @@ def blob_info(blob):
 def flags_of(a):
     """An array's content, writeability and memory order, seen by a worker."""
     return a.sum(), a.flags.writeable, a.flags.f_contiguous and not a.flags.c_contiguous
+
+
+def exit_at(x, at, code):
+    """Kill the worker (exit code ``code``) at task ``at``."""
+    if x == at:
+        os._exit(code)
+    return x
+
+
+def sleep_from(x, start, seconds):
+    """Return at once below ``start``, then sleep ``seconds`` first."""
+    if x >= start:
+        time.sleep(seconds)
+    return x
+
+
+def unpicklable_result_at(x, at):
+    import threading
+
+    return threading.Lock() if x == at else x

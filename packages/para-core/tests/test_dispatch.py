@@ -294,6 +294,7 @@ def test_big_batches_through_loky_are_handed_over(monkeypatch):
             super().__init__(packet)
             made.append(self)
 
+    monkeypatch.setenv("PARA_CORE_STREAMS", "0")  # the loky-futures path
     monkeypatch.setattr(backends, "HandOver", Recorded)
     out = Parallel(n_jobs=2, batch_size=3000)(delayed(square)(i) for i in range(8000))
     assert out == [i * i for i in range(8000)]

@@ -32,6 +32,7 @@ from ._pickling import (
     run_pickled_batch,
     session_reducer,
 )
+from ._streams import Streams, streams_supported
 
 __all__ = [
     "LokyBackend",
@@ -271,8 +272,31 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         self._workers = loky.get_reusable_executor(**self._executor_args)
         return n_jobs
 
+    # Streams of the running call (Linux): see _streams.
+    _streams: Any = None
+
+    def _open_streams(self) -> Streams | None:
+        """Carry the rest of the call over streams (the engine asks once a
+        call proves long; their set-up costs more than a short call)."""
+        if self._streams is None and self._workers is not None and streams_supported():
+            try:
+                self._streams = Streams(self._workers, self._n_jobs)
+            except OSError:  # no room for the pipes: loky's own way
+                self._streams = None
+        return self._streams
+
+    def stop_call(self) -> None:
+        self._close_streams()
+
+    def _close_streams(self) -> None:
+        if self._streams is not None:
+            self._streams.close()
+            self._streams = None
+
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
+        if self._streams is not None:
+            return self._streams.submit(payload, reducer, callback)
         handover = None
         if type(func) is BatchedCalls and len(func) >= _HANDOVER_MIN_TASKS:
             payload = handover = HandOver(payload)
@@ -289,6 +313,7 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         return future
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
+        self._close_streams()
         if self._workers is not None:
             self._workers.shutdown(wait=True, kill_workers=True)
             self._workers = None
@@ -297,6 +322,7 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
 
     def terminate(self) -> None:
         # Workers stay alive (reusable executor) for the next call.
+        self._close_streams()
         self._workers = None
         self.reset_batch_stats()
 

@@ -1,0 +1,218 @@
+"""Streams: loky calls beyond their first batches go over direct pipes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+from _helpers import exit_at, fail_on, sleep_from, square, unpicklable_result_at
+
+import para_core._backends as backends
+from para_core import Parallel, WorkerTerminatedError, _streams, delayed
+
+pytestmark = [
+    pytest.mark.usefixtures("no_leftovers", "streams_on"),
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="streams are Linux-only"
+    ),
+]
+
+
+@pytest.fixture
+def streams_on(monkeypatch):
+    # Also in the test run that turns them off for the rest of the suite.
+    monkeypatch.setenv("PARA_CORE_STREAMS", "1")
+
+
+MODES = ["list", "generator", "generator_unordered"]
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Count the batches sent over streams; check no pipe is left behind."""
+    count = []
+    submit = _streams.Streams.submit
+
+    def counting(self, *args):
+        count.append(1)
+        return submit(self, *args)
+
+    monkeypatch.setattr(_streams.Streams, "submit", counting)
+    before = _stream_folders()
+    yield count
+    assert _stream_folders() - before == set()
+
+
+def _stream_folders():
+    import tempfile
+
+    found = set()
+    for root in ("/dev/shm", tempfile.gettempdir()):
+        if os.path.isdir(root):
+            found |= {
+                os.path.join(root, n)
+                for n in os.listdir(root)
+                if n.startswith("para-stream-")
+            }
+    return found
+
+
+@pytest.mark.parametrize("return_as", MODES)
+def test_long_calls_use_streams(sent, return_as):
+    out = Parallel(n_jobs=2, return_as=return_as)(
+        delayed(square)(i) for i in range(20000)
+    )
+    out = list(out)
+    if return_as == "generator_unordered":
+        out.sort()
+    assert out == [i * i for i in range(20000)]
+    assert len(sent) > 2
+
+
+def test_short_calls_and_disabled_streams_use_loky_futures(sent, monkeypatch):
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    assert sent == []
+    monkeypatch.setenv("PARA_CORE_STREAMS", "0")
+    Parallel(n_jobs=2, batch_size=1)(delayed(square)(i) for i in range(50))
+    assert sent == []
+
+
+@pytest.mark.parametrize("return_as", MODES)
+def test_task_error_in_a_stream(sent, return_as):
+    with pytest.raises(ValueError, match="bad value 300") as info:
+        list(
+            Parallel(n_jobs=2, return_as=return_as)(
+                delayed(fail_on)(i, 300) for i in range(2000)
+            )
+        )
+    assert sent, "the failing batch went the other way"
+    text = str(info.value.__cause__)
+    assert "fail_on" in text and "raise ValueError" in text
+
+
+def test_result_that_does_not_pickle_in_a_stream(sent):
+    # As through loky's futures: the pickler's TypeError, worker traceback.
+    with pytest.raises(TypeError, match=r"cannot pickle '_thread\.lock'") as info:
+        Parallel(n_jobs=2)(delayed(unpicklable_result_at)(i, 500) for i in range(2000))
+    assert sent
+    assert "run_pickled_batch" in str(info.value.__cause__)
+
+
+def test_worker_killed_in_a_stream(sent):
+    with pytest.raises(WorkerTerminatedError) as info:
+        Parallel(n_jobs=2)(delayed(exit_at)(i, 700, 9) for i in range(2000))
+    assert sent
+    msg = str(info.value)
+    assert "EXIT(9)" in msg
+    first, last = map(int, re.search(r"tasks #(\d+)-#(\d+)", msg).groups())
+    assert first <= 700 <= last  # names the batch that held task 700
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(50)) == [
+        i * i for i in range(50)
+    ]
+
+
+def test_timeout_in_a_stream(sent):
+    with pytest.raises(TimeoutError):
+        Parallel(n_jobs=2, batch_size=1, timeout=0.5)(
+            delayed(sleep_from)(i, 10, 30) for i in range(20)
+        )
+    assert sent
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_a_consumer_may_run_parallel_calls_while_a_stream_waits(sent):
+    # The outer call holds streams while its consumer runs an inner call on
+    # the same workers: the workers leave idle streams, the inner call runs.
+    outer = Parallel(n_jobs=2, return_as="generator", batch_size=20)(
+        delayed(square)(i) for i in range(400)
+    )
+    got = []
+    for k, value in enumerate(outer):
+        got.append(value)
+        if k % 100 == 50:
+            inner = Parallel(n_jobs=2, batch_size=1)(
+                delayed(square)(j) for j in range(30)
+            )
+            assert inner == [j * j for j in range(30)]
+            time.sleep(2 * _streams._IDLE_EXIT)  # streams left meanwhile: resent
+    assert got == [i * i for i in range(400)]
+    assert sent
+
+
+def test_dropped_generator_ends_streams_quietly(sent):
+    errors = []
+    previous = threading.excepthook
+    threading.excepthook = errors.append
+    try:
+        gen = Parallel(n_jobs=2, return_as="generator", batch_size=50)(
+            delayed(square)(i) for i in range(100000)
+        )
+        assert [next(gen) for _ in range(2000)] == [i * i for i in range(2000)]
+        del gen
+        assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(100)) == [
+            i * i for i in range(100)
+        ]
+    finally:
+        threading.excepthook = previous
+    assert errors == []
+    assert sent
+
+
+_CTRL_C = """
+import sys
+sys.path.insert(0, {tests!r})
+from _helpers import sleep_from
+from para_core import Parallel, delayed
+if __name__ == "__main__":
+    try:
+        print("ready", flush=True)
+        tasks = (delayed(sleep_from)(i, 10, 60) for i in range(20))
+        Parallel(n_jobs=2, batch_size=1)(tasks)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(7)
+"""
+
+
+def test_ctrl_c_in_a_stream_stops_the_workers():
+    code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [
+                c
+                for c in parent.children(recursive=True)
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
+            time.sleep(0.1)
+        time.sleep(1.0)  # tasks 10+ are running, sent over streams
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 7
+        assert "interrupted" in proc.stdout.read()
+        _gone, alive = psutil.wait_procs(workers, timeout=5)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_backend_without_streams_support_keeps_loky_futures(monkeypatch, sent):
+    monkeypatch.setattr(backends, "streams_supported", lambda: False)
+    out = Parallel(n_jobs=2, batch_size=1)(delayed(square)(i) for i in range(40))
+    assert out == [i * i for i in range(40)] and sent == []
