@@ -16,6 +16,20 @@ def identity(x):
     return x
 
 
+def add(a, b=0):
+    return a + b
+
+
+class Box:
+    """Its bound method ``times`` is a new object at each access."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def times(self, x):
+        return self.k * x
+
+
 def fail_on(x, bad):
     if x == bad:
         raise ValueError(f"bad value {x}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from _helpers import Blob, blob_info, flags_of, identity, square
+from _helpers import Blob, Box, add, blob_info, flags_of, identity, square
 
 from para_core import (
     BatchedCalls,
@@ -21,18 +21,6 @@ from para_core._pickling import (
     packet_size,
     run_pickled_batch,
 )
-
-
-def add(a, b=0):
-    return a + b
-
-
-class Box:
-    def __init__(self, k):
-        self.k = k
-
-    def times(self, x):
-        return self.k * x
 
 
 def test_compact_forms():

@@ -110,24 +110,29 @@ def test_crashed_worker_inside_context_manager():
 
 
 _CTRL_C = """
-import sys, time
+import sys
 sys.path.insert(0, {tests!r})
-from _helpers import sleep_then
+from _helpers import sleep_from
 from para_core import Parallel, delayed
 if __name__ == "__main__":
     print("ready", flush=True)
     try:
-        Parallel(n_jobs=2)(delayed(sleep_then)(i, 60) for i in range(10))
+        tasks = (delayed(sleep_from)(i, {start}, 60) for i in range(20))
+        Parallel(n_jobs=2, batch_size=1)(tasks)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(7)
 """
 
 
-def test_ctrl_c_stops_workers():
-    code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__)))
+# From the first task on (batches through loky's futures), or from task 10
+# on: past the first pre_dispatch batches, which on Linux go through streams.
+@pytest.mark.parametrize("start", [0, 10])
+def test_ctrl_c_stops_workers(start):
+    code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__), start=start))
+    env = {**os.environ, "PARA_CORE_STREAMS": "1"}  # where supported
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         assert proc.stdout.readline().strip() == "ready"
@@ -142,7 +147,7 @@ def test_ctrl_c_stops_workers():
             ]
             time.sleep(0.1)
         assert len(workers) >= 2
-        time.sleep(0.5)  # tasks are running
+        time.sleep(1.0)  # the sleeping tasks are running
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 7
         assert "interrupted" in proc.stdout.read()

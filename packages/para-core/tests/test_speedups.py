@@ -16,25 +16,13 @@ import weakref
 
 import cloudpickle
 import pytest
-from _helpers import square
+from _helpers import Box, add, square
 
 import para_core
 from para_core import Parallel, _compact, _delayed, _dispatch
 from para_core._accel import speedups
 
 PURE = os.environ.get("PARA_CORE_PURE_PYTHON", "0") not in ("", "0")
-
-
-def add(a, b=0):
-    return a + b
-
-
-class Box:
-    def __init__(self, k):
-        self.k = k
-
-    def times(self, x):
-        return self.k * x
 
 
 def test_the_accelerator_is_used_unless_disabled():
@@ -142,7 +130,7 @@ def test_delayed_builds_tasks(delayed):
 def test_delayed_carries_the_function_s_identity(delayed):
     d = delayed(add)
     assert d.__name__ == "add" and d.__qualname__ == "add"
-    assert d.__wrapped__ is add and d.__module__ == __name__
+    assert d.__wrapped__ is add and d.__module__ == add.__module__
     assert str(inspect.signature(d)) == "(a, b=0)"
     assert str(inspect.signature(delayed)) == (
         "(function: 'Callable[..., Any]') -> 'Callable[..., tuple]'"

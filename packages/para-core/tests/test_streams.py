@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 
-import psutil
 import pytest
 from _helpers import exit_at, fail_on, sleep_from, square, unpicklable_result_at
 
@@ -164,52 +160,6 @@ def test_dropped_generator_ends_streams_quietly(sent):
         threading.excepthook = previous
     assert errors == []
     assert sent
-
-
-_CTRL_C = """
-import sys
-sys.path.insert(0, {tests!r})
-from _helpers import sleep_from
-from para_core import Parallel, delayed
-if __name__ == "__main__":
-    try:
-        print("ready", flush=True)
-        tasks = (delayed(sleep_from)(i, 10, 60) for i in range(20))
-        Parallel(n_jobs=2, batch_size=1)(tasks)
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        sys.exit(7)
-"""
-
-
-def test_ctrl_c_in_a_stream_stops_the_workers():
-    code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__)))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        parent = psutil.Process(proc.pid)
-        deadline = time.monotonic() + 60
-        workers = []
-        while len(workers) < 2 and time.monotonic() < deadline:
-            workers = [
-                c
-                for c in parent.children(recursive=True)
-                if "resource_tracker" not in " ".join(c.cmdline())
-            ]
-            time.sleep(0.1)
-        time.sleep(1.0)  # tasks 10+ are running, sent over streams
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 7
-        assert "interrupted" in proc.stdout.read()
-        _gone, alive = psutil.wait_procs(workers, timeout=5)
-        assert alive == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 def test_backend_without_streams_support_keeps_loky_futures(monkeypatch, sent):
