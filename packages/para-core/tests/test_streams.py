@@ -9,7 +9,14 @@ import threading
 import time
 
 import pytest
-from _helpers import exit_at, fail_on, sleep_from, square, unpicklable_result_at
+from _helpers import (
+    exit_at,
+    fail_on,
+    log_call,
+    sleep_from,
+    square,
+    unpicklable_result_at,
+)
 
 import para_core._backends as backends
 from para_core import Parallel, WorkerTerminatedError, _streams, delayed
@@ -140,6 +147,32 @@ def test_a_consumer_may_run_parallel_calls_while_a_stream_waits(sent):
             assert inner == [j * j for j in range(30)]
             time.sleep(2 * _streams._IDLE_EXIT)  # streams left meanwhile: resent
     assert got == [i * i for i in range(400)]
+    assert sent
+
+
+def test_no_batch_runs_twice_when_workers_leave_idle_streams(
+    sent, monkeypatch, tmp_path
+):
+    # A caller slow to come back after each wake-up (a busy machine): its
+    # workers leave their streams meanwhile, and what they answered before
+    # leaving must not be sent again.
+    real = _streams.select.select
+
+    class SlowCaller:
+        @staticmethod
+        def select(r, w, x, timeout):
+            out = real(r, w, x, timeout)
+            if out[0]:
+                time.sleep(2 * _streams._IDLE_EXIT)
+            return out
+
+    monkeypatch.setattr(_streams, "select", SlowCaller)
+    log = tmp_path / "runs"
+    out = Parallel(n_jobs=2, batch_size=1)(
+        delayed(log_call)(i, str(log)) for i in range(40)
+    )
+    assert out == list(range(40))
+    assert sorted(map(int, log.read_text().split())) == list(range(40))
     assert sent
 
 

@@ -316,11 +316,14 @@ class Streams:
         for stream in streams:
             if stream not in self._streams:
                 continue
-            if stream.back_fd in readable:
+            done = stream.future.done()
+            if stream.back_fd in readable or done:
+                # A finished serve() has written all it will: read it all
+                # (results, then its goodbye) before judging how it ended,
+                # or answered batches would be sent, and run, again.
                 self._read(stream)
-            elif stream.future.done():
-                # Ended without a word: it never started, or raised.
-                self._end(stream)
+            if done and stream in self._streams:
+                self._end(stream)  # no goodbye: it never started, or raised
 
     def _read(self, stream: _Stream) -> None:
         ended = False
