@@ -125,3 +125,14 @@ def log_call(x, path):
     with open(path, "a") as fh:
         fh.write(f"{x}\n")
     return x
+
+
+def big_result(x, nbytes):
+    return bytes(nbytes)
+
+
+def hang_from(x, start, blob):
+    """Hang (60 s) from task ``start`` on; ``blob`` makes the batch big."""
+    if x >= start:
+        time.sleep(60)
+    return len(blob)

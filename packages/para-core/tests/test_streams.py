@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import sys
 import threading
 import time
 
 import pytest
 from _helpers import (
+    big_result,
     exit_at,
     fail_on,
+    hang_from,
     log_call,
     sleep_from,
     square,
@@ -156,15 +159,23 @@ def test_no_batch_runs_twice_when_workers_leave_idle_streams(
     # A caller slow to come back after each wake-up (a busy machine): its
     # workers leave their streams meanwhile, and what they answered before
     # leaving must not be sent again.
-    real = _streams.select.select
+    real_poll = select.poll
+
+    class SlowPoller:
+        def __init__(self):
+            self._poller = real_poll()
+
+        def register(self, *args):
+            self._poller.register(*args)
+
+        def poll(self, timeout=None):
+            events = self._poller.poll(timeout)
+            if events:
+                time.sleep(2 * _streams._IDLE_EXIT)
+            return events
 
     class SlowCaller:
-        @staticmethod
-        def select(r, w, x, timeout):
-            out = real(r, w, x, timeout)
-            if out[0]:
-                time.sleep(2 * _streams._IDLE_EXIT)
-            return out
+        POLLIN, POLLOUT, poll = select.POLLIN, select.POLLOUT, SlowPoller
 
     monkeypatch.setattr(_streams, "select", SlowCaller)
     log = tmp_path / "runs"
@@ -199,3 +210,64 @@ def test_backend_without_streams_support_keeps_loky_futures(monkeypatch, sent):
     monkeypatch.setattr(backends, "streams_supported", lambda: False)
     out = Parallel(n_jobs=2, batch_size=1)(delayed(square)(i) for i in range(40))
     assert out == [i * i for i in range(40)] and sent == []
+
+
+def test_exception_classes_made_by_value_keep_their_type(sent):
+    class LocalError(Exception):
+        pass
+
+    def fail_at(i):
+        if i == 1500:
+            raise LocalError(f"bad {i}")
+        return i
+
+    with pytest.raises(LocalError, match="bad 1500"):
+        Parallel(n_jobs=2)(delayed(fail_at)(i) for i in range(2000))
+    assert sent
+
+
+def test_timeout_while_big_batches_wait_for_a_hung_worker(sent):
+    # The caller never blocks on a full pipe: it sees its timeout.
+    blob = bytes(3_000_000)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        Parallel(n_jobs=2, batch_size=1, timeout=1)(
+            delayed(hang_from)(i, 10, blob) for i in range(30)
+        )
+    assert time.monotonic() - start < 20
+    assert sent
+
+
+def test_consumer_call_while_big_results_wait_in_the_pipes(sent):
+    # Results bigger than the pipes: the workers block writing them while
+    # the outer generator is paused; the inner call settles them first.
+    outer = Parallel(n_jobs=2, return_as="generator", batch_size=1)(
+        delayed(big_result)(i, 1_500_000) for i in range(30)
+    )
+    sizes = []
+    for k, value in enumerate(outer):
+        sizes.append(len(value))
+        if k == 12:
+            inner = Parallel(n_jobs=2, batch_size=1)(
+                delayed(square)(j) for j in range(10)
+            )
+            assert inner == [j * j for j in range(10)]
+    assert sizes == [1_500_000] * 30
+    assert sent
+
+
+def test_streams_with_more_than_a_thousand_open_files(sent):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        out = Parallel(n_jobs=2)(delayed(square)(i) for i in range(20000))
+        assert out == [i * i for i in range(20000)]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert sent

@@ -32,7 +32,7 @@ from ._pickling import (
     run_pickled_batch,
     session_reducer,
 )
-from ._streams import Streams, streams_supported
+from ._streams import Streams, settle_open_streams, streams_supported
 
 __all__ = [
     "LokyBackend",
@@ -285,6 +285,11 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
                 self._streams = None
         return self._streams
 
+    def start_call(self) -> None:
+        super().start_call()
+        if streams_supported():
+            settle_open_streams()
+
     def stop_call(self) -> None:
         self._close_streams()
 
@@ -295,7 +300,7 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
 
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
-        if self._streams is not None:
+        if self._streams is not None and self._streams.open:
             return self._streams.submit(payload, reducer, callback)
         handover = None
         if type(func) is BatchedCalls and len(func) >= _HANDOVER_MIN_TASKS:

@@ -328,6 +328,9 @@ class _Call:
         finished = self.finished
         timeout = self.p.timeout
         streams = self.streams
+        if streams is not None and not streams.open:
+            # Settled by a later call of this thread: loky's futures now.
+            streams = self.streams = None
         if timeout is None:
             if streams is not None:
                 while finished.empty():

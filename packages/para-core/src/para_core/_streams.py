@@ -39,12 +39,13 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Streams", "serve", "streams_supported"]
+__all__ = ["Streams", "serve", "settle_open_streams", "streams_supported"]
 
 _HEADER = struct.Struct("!QB")  # frame length, frame kind
 _BATCH, _BYTES, _PACKET, _ERROR, _BYE = range(5)
@@ -94,9 +95,11 @@ def serve(to_path: str, back_path: str) -> None:
             os.unlink(path)
     with contextlib.suppress(OSError):
         os.rmdir(folder)
+    idle = select.poll()
+    idle.register(rfd, select.POLLIN)
     try:
         while True:
-            if not select.select([rfd], [], [], _IDLE_EXIT)[0]:
+            if not idle.poll(_IDLE_EXIT * 1000):
                 with contextlib.suppress(BrokenPipeError):
                     _write_all(wfd, _frame(_BYE, b""))
                 return
@@ -133,9 +136,11 @@ def _frame(kind: int, data: bytes) -> bytes:
 
 
 def _pickle_error(exc: BaseException) -> bytes:
+    import cloudpickle  # as loky does: exception classes of __main__ too
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        return pickle.dumps((exc, text), 5)
+        return cloudpickle.dumps((exc, text), 5)
     except Exception:
         # The exception itself does not pickle: its type name and message.
         return pickle.dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), text), 5)
@@ -190,7 +195,15 @@ class StreamResult:
 
 
 class _Stream:
-    __slots__ = ("back_fd", "buffer", "folder", "future", "pending", "to_fd")
+    __slots__ = (
+        "back_fd",
+        "buffer",
+        "folder",
+        "future",
+        "outbox",
+        "pending",
+        "to_fd",
+    )
 
     def __init__(self, executor: Any, root: str) -> None:
         self.folder = tempfile.mkdtemp(prefix="para-stream-", dir=root)
@@ -213,6 +226,8 @@ class _Stream:
         self.buffer = bytearray()
         # (callback, frame) of each batch sent and not answered, in order.
         self.pending: collections.deque = collections.deque()
+        # What the pipe had no room for yet (memoryviews), sent by _poll.
+        self.outbox: collections.deque = collections.deque()
         try:
             self.future = executor.submit(serve, to_path, back_path)
         except BaseException:
@@ -244,12 +259,14 @@ class Streams:
         self._resend: collections.deque = collections.deque()
         self._error: BaseException | None = None  # a worker died
         self._delivered = 0
+        self.open = True
         try:
             for _ in range(n_workers):
                 self._open()
         except BaseException:
             self.close()
             raise
+        _open_in_this_thread().append(self)
 
     def _open(self) -> _Stream:
         stream = _Stream(self._executor, self._root or tempfile.gettempdir())
@@ -273,17 +290,22 @@ class Streams:
             self._open()
         stream = min(self._streams, key=lambda s: len(s.pending))
         stream.pending.append((callback, frame))
-        for part in frame:
-            view = memoryview(part)
-            while view:
-                if stream not in self._streams:
-                    return  # it ended while this waited: resent, or failed
-                try:
-                    view = view[os.write(stream.to_fd, view) :]
-                except BlockingIOError:
-                    # The pipe is full: the worker is busy, or gone. Take in
-                    # results meanwhile (a worker blocks on a full back pipe).
-                    self._poll([stream.to_fd], _CHECK_EVERY)
+        stream.outbox.extend(memoryview(part) for part in frame)
+        self._write_out(stream)
+
+    def _write_out(self, stream: _Stream) -> None:
+        """Write what fits in the pipe now; the rest waits for _poll. Never
+        blocks: the caller must stay free to notice a timeout or a death."""
+        outbox = stream.outbox
+        while outbox:
+            try:
+                n = os.write(stream.to_fd, outbox[0])
+            except BlockingIOError:
+                return
+            if n == len(outbox[0]):
+                outbox.popleft()
+            else:
+                outbox[0] = outbox[0][n:]
 
     def _flush(self) -> None:
         """Send again what streams that were left had not answered."""
@@ -299,7 +321,7 @@ class Streams:
             wait = _CHECK_EVERY
             if deadline is not None:
                 wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            self._poll([], wait)
+            self._poll(wait)
             self._flush()
             if self._delivered != before:
                 return True
@@ -308,22 +330,34 @@ class Streams:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _poll(self, write_fds: list[int], wait: float) -> None:
+    def _poll(self, wait: float) -> None:
         streams = list(self._streams)
-        readable, _, _ = select.select(
-            [s.back_fd for s in streams], write_fds, [], wait
-        )
+        poller = select.poll()
+        for stream in streams:
+            poller.register(stream.back_fd, select.POLLIN)
+            if stream.outbox:
+                poller.register(stream.to_fd, select.POLLOUT)
+        ready = {fd for fd, _event in poller.poll(wait * 1000)}
         for stream in streams:
             if stream not in self._streams:
                 continue
+            if stream.to_fd in ready:
+                self._write_out(stream)
             done = stream.future.done()
-            if stream.back_fd in readable or done:
+            if stream.back_fd in ready or done:
                 # A finished serve() has written all it will: read it all
                 # (results, then its goodbye) before judging how it ended,
                 # or answered batches would be sent, and run, again.
                 self._read(stream)
             if done and stream in self._streams:
                 self._end(stream)  # no goodbye: it never started, or raised
+
+    def settle(self) -> None:
+        """Take in every result on the way, then close (for good: the call
+        goes on through loky's futures)."""
+        while self._resend or any(s.pending for s in self._streams):
+            self.pump(None)
+        self.close()
 
     def _read(self, stream: _Stream) -> None:
         ended = False
@@ -385,10 +419,34 @@ class Streams:
             callback(StreamResult(error=error))
 
     def close(self) -> None:
+        self.open = False
         for stream in self._streams:
             stream.close()
         self._streams = []
         self._resend.clear()
+        with contextlib.suppress(ValueError):
+            _open_in_this_thread().remove(self)
+
+
+# A call paused in its generator's consumer keeps its streams, and its
+# workers may block writing results nobody reads. A new loky call made in the
+# same thread (maybe by that consumer) first settles them: with loky's
+# futures it would have waited for those batches too.
+_local = threading.local()
+
+
+def _open_in_this_thread() -> list[Streams]:
+    try:
+        return _local.open
+    except AttributeError:
+        _local.open = []
+        return _local.open
+
+
+def settle_open_streams() -> None:
+    """Settle the streams other calls of this thread left open (paused)."""
+    for streams in list(_open_in_this_thread()):
+        streams.settle()
 
 
 def _result(kind: int, data: bytes) -> StreamResult:
