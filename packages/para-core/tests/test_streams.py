@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
+import subprocess
 import sys
 import threading
 import time
 
+import psutil
 import pytest
 from _helpers import (
     big_result,
@@ -271,3 +274,44 @@ def test_streams_with_more_than_a_thousand_open_files(sent):
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert sent
+
+
+_DIES_WITH_OPEN_STREAMS = """
+import os, sys, time
+import loky
+from para_core._streams import Streams
+if __name__ == "__main__":
+    executor = loky.get_reusable_executor(max_workers=2)
+    busy = [executor.submit(time.sleep, 3) for _ in range(2)]
+    time.sleep(0.5)  # both workers busy: no one opens the streams' pipes
+    streams = Streams(executor, 2)
+    print(" ".join(s.folder for s in streams._streams), flush=True)
+    print(" ".join(str(p) for p in executor._processes), flush=True)
+    os._exit(0)  # no clean-up of any kind
+"""
+
+
+def test_pipes_of_a_caller_that_died_are_removed():
+    # loky's resource tracker removes them once the caller and its workers
+    # (which share the tracker) are gone.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DIES_WITH_OPEN_STREAMS],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers: list = []
+    try:
+        folders = proc.stdout.readline().split()
+        workers = [psutil.Process(int(p)) for p in proc.stdout.readline().split()]
+        assert len(folders) == 2 and all(map(os.path.exists, folders))
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.stdout.close()
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+    psutil.wait_procs(workers, timeout=10)
+    deadline = time.monotonic() + 20
+    while any(map(os.path.exists, folders)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(os.path.exists, folders))

@@ -45,6 +45,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from loky.backend import resource_tracker
+
 __all__ = ["Streams", "serve", "settle_open_streams", "streams_supported"]
 
 _HEADER = struct.Struct("!QB")  # frame length, frame kind
@@ -207,6 +209,9 @@ class _Stream:
 
     def __init__(self, executor: Any, root: str) -> None:
         self.folder = tempfile.mkdtemp(prefix="para-stream-", dir=root)
+        # If the caller dies before a worker opened (and removed) the pipes,
+        # loky's resource tracker removes them.
+        resource_tracker.register(self.folder, "folder")
         to_path = os.path.join(self.folder, "to")
         back_path = os.path.join(self.folder, "back")
         try:
@@ -218,7 +223,7 @@ class _Stream:
             self.to_fd = os.open(to_path, os.O_RDWR | os.O_NONBLOCK)
             self.back_fd = os.open(back_path, os.O_RDONLY | os.O_NONBLOCK)
         except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self._remove_folder()
             raise
         for fd in (self.to_fd, self.back_fd):
             with contextlib.suppress(OSError):
@@ -238,8 +243,12 @@ class _Stream:
         for fd in (self.to_fd, self.back_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        # Left only when the worker never opened them.
+        self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        # Left only when the worker never opened the pipes.
         shutil.rmtree(self.folder, ignore_errors=True)
+        resource_tracker.unregister(self.folder, "folder")
 
 
 class Streams:
