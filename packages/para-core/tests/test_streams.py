@@ -259,6 +259,20 @@ def test_consumer_call_while_big_results_wait_in_the_pipes(sent):
     assert sent
 
 
+def test_two_generators_zipped_with_results_bigger_than_the_pipes(sent):
+    # Each call's workers block writing results the other call's wait must
+    # take in: whichever call waits serves the streams of both.
+    g1, g2 = (
+        Parallel(n_jobs=2, return_as="generator", batch_size=1)(
+            delayed(big_result)(i, 1_500_000) for i in range(20)
+        )
+        for _ in range(2)
+    )
+    pairs = [(len(a), len(b)) for a, b in zip(g1, g2)]
+    assert pairs == [(1_500_000, 1_500_000)] * 20
+    assert sent
+
+
 def test_streams_with_more_than_a_thousand_open_files(sent):
     import resource
 

@@ -221,7 +221,11 @@ class _Stream:
             # queue in the pipe until it starts. Non-blocking: a write never
             # hangs on a worker that died (see Streams._send).
             self.to_fd = os.open(to_path, os.O_RDWR | os.O_NONBLOCK)
-            self.back_fd = os.open(back_path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                self.back_fd = os.open(back_path, os.O_RDONLY | os.O_NONBLOCK)
+            except BaseException:
+                os.close(self.to_fd)
+                raise
         except BaseException:
             self._remove_folder()
             raise
@@ -340,26 +344,32 @@ class Streams:
                 return False
 
     def _poll(self, wait: float) -> None:
-        streams = list(self._streams)
+        # The streams of the other open calls of this thread are served too:
+        # a paused generator's workers may be blocked writing results that
+        # only this thread can take in (two generators zipped, for one).
+        owners = [self] + [o for o in _open_in_this_thread() if o is not self]
+        pairs = [(owner, stream) for owner in owners for stream in owner._streams]
         poller = select.poll()
-        for stream in streams:
+        for _owner, stream in pairs:
             poller.register(stream.back_fd, select.POLLIN)
             if stream.outbox:
                 poller.register(stream.to_fd, select.POLLOUT)
         ready = {fd for fd, _event in poller.poll(wait * 1000)}
-        for stream in streams:
-            if stream not in self._streams:
+        for owner, stream in pairs:
+            if stream not in owner._streams:
                 continue
             if stream.to_fd in ready:
-                self._write_out(stream)
+                owner._write_out(stream)
             done = stream.future.done()
             if stream.back_fd in ready or done:
                 # A finished serve() has written all it will: read it all
                 # (results, then its goodbye) before judging how it ended,
                 # or answered batches would be sent, and run, again.
-                self._read(stream)
-            if done and stream in self._streams:
-                self._end(stream)  # no goodbye: it never started, or raised
+                owner._read(stream)
+            if done and stream in owner._streams:
+                owner._end(stream)  # no goodbye: it never started, or raised
+        for owner in owners[1:]:
+            owner._flush()
 
     def settle(self) -> None:
         """Take in every result on the way, then close (for good: the call
@@ -392,8 +402,12 @@ class Streams:
             del buffer[:end]
             callback, _sent = stream.pending.popleft()
             self._delivered += 1
+            try:
+                result = _result(kind, data)
+            except Exception as exc:  # e.g. an exception that does not unpickle
+                result = StreamResult(error=exc)
             if callback is not None:
-                callback(_result(kind, data))
+                callback(result)
         if ended:
             self._end(stream)
 
