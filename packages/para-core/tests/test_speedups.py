@@ -156,6 +156,17 @@ def test_delayed_keeps_the_last_function_s_wrapper_only(delayed):
     assert ref() is None, "the kept wrapper held the function after the call"
 
 
+def test_delayed_and_its_wrappers_are_weakly_referable(delayed):
+    wrapper = delayed(add)
+    ref = weakref.ref(wrapper)
+    assert ref() is wrapper
+    assert weakref.ref(delayed)() is delayed
+    del wrapper
+    _delayed._forget_delayed()
+    gc.collect()
+    assert ref() is None
+
+
 def test_delayed_errors_are_python_s(delayed):
     with pytest.raises(TypeError, match=r"missing 1 required positional argument"):
         delayed()

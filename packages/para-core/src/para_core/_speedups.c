@@ -121,6 +121,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *function;
     PyObject *dict;  /* __wrapped__, __name__, __doc__... (update_wrapper) */
+    PyObject *weakrefs;  /* weakly referable, as the Python closure is */
     vectorcallfunc vectorcall;
 } DelayedFunction;
 
@@ -177,6 +178,7 @@ delayed_function_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->function = Py_NewRef(function);
     self->dict = NULL;
+    self->weakrefs = NULL;
     self->vectorcall = delayed_function_call;
     return (PyObject *)self;
 }
@@ -203,6 +205,9 @@ delayed_function_dealloc(DelayedFunction *self)
 {
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     delayed_function_clear(self);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
@@ -241,6 +246,8 @@ static PyMemberDef delayed_function_members[] = {
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(DelayedFunction, vectorcall),
      READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(DelayedFunction, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(DelayedFunction, weakrefs), READONLY,
+     NULL},
     {"function", T_OBJECT, offsetof(DelayedFunction, function), READONLY,
      "The function whose calls are captured."},
     {NULL, 0, 0, 0, NULL},
@@ -289,6 +296,7 @@ typedef struct {
     PyObject *last_function;
     PyObject *last_wrapper;
     PyObject *dict;
+    PyObject *weakrefs;
     vectorcallfunc vectorcall;
 } Delayer;
 
@@ -346,7 +354,7 @@ delayer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     self->make = Py_NewRef(make);
-    self->last_function = self->last_wrapper = self->dict = NULL;
+    self->last_function = self->last_wrapper = self->dict = self->weakrefs = NULL;
     self->vectorcall = delayer_call;
     return (PyObject *)self;
 }
@@ -377,6 +385,9 @@ delayer_dealloc(Delayer *self)
 {
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     delayer_clear(self);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
@@ -413,6 +424,7 @@ static PyMethodDef delayer_methods[] = {
 static PyMemberDef delayer_members[] = {
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(Delayer, vectorcall), READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(Delayer, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(Delayer, weakrefs), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
