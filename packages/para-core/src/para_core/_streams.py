@@ -180,7 +180,8 @@ class RemoteTraceback(Exception):
 
 
 class StreamResult:
-    """What the callback of a streamed batch receives (a done future)."""
+    """What the callback of a streamed batch receives: ``result()`` gives
+    the packet or raises, as a done loky future would."""
 
     __slots__ = ("_error", "_packet")
 
@@ -191,9 +192,6 @@ class StreamResult:
         if self._error is not None:
             raise self._error
         return self._packet
-
-    def cancel(self) -> bool:
-        return False
 
 
 class _Stream:
