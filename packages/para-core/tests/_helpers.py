@@ -120,13 +120,6 @@ def unpicklable_result_at(x, at):
     return threading.Lock() if x == at else x
 
 
-def log_call(x, path):
-    """Return ``x``; append it to the file ``path`` (one line per run)."""
-    with open(path, "a") as fh:
-        fh.write(f"{x}\n")
-    return x
-
-
 def big_result(x, nbytes):
     return bytes(nbytes)
 

@@ -256,41 +256,6 @@ def test_a_long_run_ends_its_batch_where_the_function_changes(recording):
     assert recording == [300, 150, 150]
 
 
-# -- handing big batches over to loky -----------------------------------------
-
-
-@pytest.mark.parametrize("packet", [b"batch bytes", (b"data", [bytearray(b"buf")])])
-def test_handover_unpickles_to_its_packet_and_tells_it_left(packet):
-    from para_core._pickling import HandOver
-
-    handover = HandOver(packet)
-    assert not handover.sent.is_set()
-    assert pickle.loads(pickle.dumps(handover)) == packet
-    assert handover.sent.is_set()
-
-
-def test_big_batches_through_loky_are_handed_over(monkeypatch):
-    import para_core._backends as backends
-    from para_core._pickling import HandOver
-
-    made = []
-
-    class Recorded(HandOver):
-        __slots__ = ()
-
-        def __init__(self, packet):
-            super().__init__(packet)
-            made.append(self)
-
-    monkeypatch.setenv("PARA_CORE_STREAMS", "0")  # the loky-futures path
-    monkeypatch.setattr(backends, "HandOver", Recorded)
-    out = Parallel(n_jobs=2, batch_size=3000)(delayed(square)(i) for i in range(8000))
-    assert out == [i * i for i in range(8000)]
-    # 3000, 3000, then the last 2000 shared: two of 1000 (below the
-    # hand-over size, sent without waiting).
-    assert len(made) == 2 and all(h.sent.is_set() for h in made)
-
-
 def _no_reduction(obj):
     return NotImplemented
 

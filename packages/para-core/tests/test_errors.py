@@ -125,14 +125,13 @@ if __name__ == "__main__":
 """
 
 
-# From the first task on (batches through loky's futures), or from task 10
-# on: past the first pre_dispatch batches, which on Linux go through streams.
+# From the first task on, or from task 10 on (past the first pre_dispatch
+# batches).
 @pytest.mark.parametrize("start", [0, 10])
 def test_ctrl_c_stops_workers(start):
     code = textwrap.dedent(_CTRL_C.format(tests=os.path.dirname(__file__), start=start))
-    env = {**os.environ, "PARA_CORE_STREAMS": "1"}  # where supported
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout.readline().strip() == "ready"

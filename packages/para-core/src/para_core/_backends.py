@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,19 +19,16 @@ import loky
 from . import _config
 from ._backend_base import (
     AutoBatchingMixin,
-    BatchedCalls,
     FallbackToBackend,
     ParallelBackendBase,
 )
 from ._pickling import (
-    HandOver,
     dumps_batch,
     load_results,
     pack_reducer,
     run_pickled_batch,
     session_reducer,
 )
-from ._streams import Streams, settle_open_streams, streams_supported
 
 __all__ = [
     "LokyBackend",
@@ -210,14 +206,6 @@ class _ProcessBackendMixin:
         return future.result()
 
 
-# Batches this big take the caller long enough to read that their trip to a
-# worker is worth waiting for (see HandOver); smaller ones are sent while
-# the caller waits for results anyway.
-_HANDOVER_MIN_TASKS = 1024
-_HANDOVER_TIMEOUT = 0.005
-_HANDOVER_SLEEP = 2e-5
-
-
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
     """Run batches in loky's reusable pool of worker processes (the default)."""
 
@@ -272,53 +260,14 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         self._workers = loky.get_reusable_executor(**self._executor_args)
         return n_jobs
 
-    # Streams of the running call (Linux): see _streams.
-    _streams: Any = None
-
-    def _open_streams(self) -> Streams | None:
-        """Carry the rest of the call over streams (the engine asks once a
-        call proves long; their set-up costs more than a short call)."""
-        if self._streams is None and self._workers is not None and streams_supported():
-            try:
-                self._streams = Streams(self._workers, self._n_jobs)
-            except OSError:  # no room for the pipes: loky's own way
-                self._streams = None
-        return self._streams
-
-    def start_call(self) -> None:
-        super().start_call()
-        if streams_supported():
-            settle_open_streams()
-
-    def stop_call(self) -> None:
-        self._close_streams()
-
-    def _close_streams(self) -> None:
-        if self._streams is not None:
-            self._streams.close()
-            self._streams = None
-
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
-        if self._streams is not None and self._streams.open:
-            return self._streams.submit(payload, reducer, callback)
-        handover = None
-        if type(func) is BatchedCalls and len(func) >= _HANDOVER_MIN_TASKS:
-            payload = handover = HandOver(payload)
         future = self._workers.submit(run_pickled_batch, payload, reducer)
         if callback is not None:
             future.add_done_callback(callback)
-        # Bounded: a full call queue (a large pre_dispatch) or a busy manager
-        # thread must not hold the caller for long. Once pickled, the batch
-        # is written in two system calls (header, then payload) and the
-        # feeder needs the GIL in between: a short sleep lets it have it
-        # (without, one big batch in three waited a switch interval).
-        if handover is not None and handover.sent.wait(_HANDOVER_TIMEOUT):
-            time.sleep(_HANDOVER_SLEEP)
         return future
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
-        self._close_streams()
         if self._workers is not None:
             self._workers.shutdown(wait=True, kill_workers=True)
             self._workers = None
@@ -327,7 +276,6 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
 
     def terminate(self) -> None:
         # Workers stay alive (reusable executor) for the next call.
-        self._close_streams()
         self._workers = None
         self.reset_batch_stats()
 

@@ -11,9 +11,6 @@ Data flow of one call (everything but the workers runs in the caller)::
       cb(future) [any thread]: results = backend.retrieve_result_callback()
                  (our process backends: the future itself)
                  -> SimpleQueue of finished batches
-                 (loky on Linux, past the first `pre_dispatch` batches:
-                  streams, whose results this thread reads itself and
-                  hands to cb, see ``_streams``)
       caller: block on the queue (no polling), store results, refill the
               pipeline up to `pre_dispatch` batches in flight, then
               unpickle what the process backends sent and
@@ -118,8 +115,6 @@ class _Call:
         self.waiting_since: dict[int, float] = {}
         self.sized = False
         self.result_bytes = 0.0  # largest pickled size of a result seen
-        self.streams: Any = None
-        self.open_streams: Any = None
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -177,9 +172,6 @@ class _Call:
             p.n_tasks = self.n_tasks
         self.reporting = bool(self.reporters) or self.custom_progress
         backend.start_call()
-        # The loky backend carries long calls over streams, read by this
-        # thread (see _streams), from the batch after the first `limit` on.
-        self.open_streams = getattr(backend, "_open_streams", None)
 
     def _report(self) -> None:
         p = self.p
@@ -224,11 +216,6 @@ class _Call:
             and len(inflight) < limit
             and len(inflight) + len(backlog) < self.backlog_limit
         ):
-            if self.open_streams is not None and self.n_batches >= limit:
-                if inflight:
-                    break  # the batches sent the other way come back first
-                self.streams = self.open_streams()
-                self.open_streams = None
             batch = self._next_batch(self._next_batch_size())
             if batch is None:
                 self.iterating = False
@@ -327,14 +314,7 @@ class _Call:
             return
         finished = self.finished
         timeout = self.p.timeout
-        streams = self.streams
-        if streams is not None and not streams.open:
-            # Settled by a later call of this thread: loky's futures now.
-            streams = self.streams = None
         if timeout is None:
-            if streams is not None:
-                while finished.empty():
-                    streams.pump(None)
             done = finished.get()
         else:
             while True:
@@ -350,11 +330,6 @@ class _Call:
                         f"A task of this Parallel call took more than "
                         f"timeout={timeout}s to complete."
                     )
-                if streams is not None:
-                    if finished.empty() and not streams.pump(delay):
-                        continue
-                    done = finished.get()
-                    break
                 try:
                     done = finished.get(timeout=delay)
                     break

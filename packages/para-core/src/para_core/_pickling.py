@@ -26,7 +26,6 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -265,29 +264,6 @@ def dumps_batch(
             "Use objects importable from a module, or wrap the function with "
             "wrap_non_picklable_objects."
         ) from exc
-
-
-class HandOver:
-    """A packet that tells, when it is pickled, that it is leaving for a worker.
-
-    loky passes a submitted call to its manager thread, which queues it for
-    the feeder thread, which pickles it and writes it to a worker's pipe.
-    Both threads need the GIL, which the caller holds while it reads its
-    next batch from the input: a batch could wait several switch intervals
-    (5 ms each) while the workers idle. For big batches the caller waits on
-    ``sent`` instead (a fraction of a millisecond). The worker receives the
-    packet itself (``bytes(b)`` and ``tuple(t)`` return their argument).
-    """
-
-    __slots__ = ("packet", "sent")
-
-    def __init__(self, packet: Any) -> None:
-        self.packet = packet
-        self.sent = threading.Event()
-
-    def __reduce__(self) -> tuple:
-        self.sent.set()
-        return type(self.packet), (self.packet,)
 
 
 def pack_reducer(reducer: Any) -> Any:
