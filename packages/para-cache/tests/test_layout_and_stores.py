@@ -144,7 +144,7 @@ def test_custom_store_backend(tmp_path):
         assert events == [args_id, "metadata.json", "output.pkl"]
         assert {p.name for p in entry.parent.iterdir()} - {"func_code.py"} == {args_id}
     finally:
-        para_cache._store._STORE_BACKENDS.pop("recording")
+        para_cache._store_registry._STORE_BACKENDS.pop("recording")
 
 
 def test_store_limits_with_strings(tmp_path):

@@ -24,8 +24,8 @@ from ._store import (
     FileSystemStoreBackend,
     StoreBackendBase,
     StoreBackendMixin,
-    register_store_backend,
 )
+from ._store_registry import register_store_backend
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,8 @@ from ._inspect import (
 )
 from ._logger import Logger, format_time
 from ._results import MemorizedResult
-from ._store import CacheWarning, _store_backend_factory
+from ._store import CacheWarning
+from ._store_registry import _store_backend_factory
 
 FIRST_LINE_TEXT = "# first line:"
 

@@ -22,7 +22,7 @@ from typing import Any
 from ._logger import Logger
 from ._memorized import _FUNCTION_HASHES, AsyncMemorizedFunc, MemorizedFunc
 from ._results import AsyncNotMemorizedFunc, NotMemorizedFunc
-from ._store import _store_backend_factory
+from ._store_registry import _store_backend_factory
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._logger import Logger, pformat
-from ._store import _store_backend_factory
+from ._store_registry import _store_backend_factory
 
 
 # ---------------------------------------------------------------------------
