@@ -188,10 +188,10 @@ def test_third_party_backend_registered_and_default():
         register_parallel_backend("futures-test", FuturesBackend, make_default=True)
         assert isinstance(get_active_backend()[0], FuturesBackend)
     finally:
-        from para_core import _config
+        from para_core import _registry
 
-        _config.DEFAULT_BACKEND = "loky"
-        _config.BACKENDS.pop("futures-test", None)
+        _registry.DEFAULT_BACKEND = "loky"
+        _registry.BACKENDS.pop("futures-test", None)
 
 
 def test_polling_backend():
@@ -201,10 +201,7 @@ def test_polling_backend():
 
 
 def test_dask_backend_missing_gives_install_hint(monkeypatch):
-    from para_core import _config
-
-    monkeypatch.delitem(_config.BACKENDS, "dask", raising=False)
-    monkeypatch.setitem(sys.modules, "para_core._dask", None)
+    monkeypatch.setitem(sys.modules, "para_core.backends._dask", None)
     with pytest.raises(ImportError, match=r"pip install para-core\[dask\]"):
         Parallel(backend="dask")
 
@@ -266,7 +263,7 @@ def test_worker_thread_caps_follow_loky_max_cpu_count(monkeypatch):
     # The CPU count behind the caps is cached; the cache must see the change.
     import loky
 
-    from para_core._backend_base import _usable_cpus
+    from para_core.backends._base import _usable_cpus
 
     for var in LokyBackend.MAX_NUM_THREADS_VARS:
         monkeypatch.delenv(var, raising=False)

@@ -24,7 +24,7 @@ from para_core import (  # noqa: E402
     parallel_backend,
     parallel_config,
 )
-from para_core._dask import DaskDistributedBackend  # noqa: E402
+from para_core.backends._dask import DaskDistributedBackend  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ from para_core import (
     register_parallel_backend,
 )
 from para_core._compact import compact_calls as _compact_calls
-from para_core._pickling import (
+from para_core.backends._packets import (
     dumps_batch,
     load_results,
     packet_size,
@@ -263,7 +263,7 @@ def _no_reduction(obj):
 def test_typed_reducer_builds_its_dispatch_table_once_per_base():
     import copyreg
 
-    from para_core._pickling import TypedReducer
+    from para_core.backends._packets import TypedReducer
 
     reducer = TypedReducer(_no_reduction, (Blob,))
     first = reducer.table(copyreg.dispatch_table)

@@ -16,30 +16,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._backend_base import (
-        AutoBatchingMixin,
-        BatchedCalls,
-        FallbackToBackend,
-        ParallelBackendBase,
-    )
-    from ._backends import (
-        LokyBackend,
-        MultiprocessingBackend,
-        SequentialBackend,
-        ThreadingBackend,
-    )
-    from ._config import (
-        cpu_count,
-        effective_n_jobs,
-        get_active_backend,
-        parallel_backend,
-        parallel_config,
-        register_parallel_backend,
-    )
+    from ._batch import BatchedCalls
+    from ._config import parallel_backend, parallel_config
     from ._delayed import delayed
     from ._errors import WorkerTerminatedError
     from ._parallel import Parallel
     from ._pickling import wrap_non_picklable_objects
+    from ._registry import (
+        cpu_count,
+        effective_n_jobs,
+        get_active_backend,
+        register_parallel_backend,
+    )
     from ._transport import (
         TransportHook,
         TransportRequest,
@@ -47,23 +35,31 @@ if TYPE_CHECKING:
         get_transport_hook,
         set_transport_hook,
     )
+    from .backends._base import (
+        AutoBatchingMixin,
+        FallbackToBackend,
+        ParallelBackendBase,
+    )
+    from .backends._loky import LokyBackend
+    from .backends._multiprocessing import MultiprocessingBackend
+    from .backends._threads import SequentialBackend, ThreadingBackend
 
 # public name -> private module defining it
 _LAZY = {
-    "AutoBatchingMixin": "_backend_base",
-    "BatchedCalls": "_backend_base",
-    "FallbackToBackend": "_backend_base",
-    "ParallelBackendBase": "_backend_base",
-    "LokyBackend": "_backends",
-    "MultiprocessingBackend": "_backends",
-    "SequentialBackend": "_backends",
-    "ThreadingBackend": "_backends",
-    "cpu_count": "_config",
-    "effective_n_jobs": "_config",
-    "get_active_backend": "_config",
+    "AutoBatchingMixin": "backends._base",
+    "BatchedCalls": "_batch",
+    "FallbackToBackend": "backends._base",
+    "ParallelBackendBase": "backends._base",
+    "LokyBackend": "backends._loky",
+    "MultiprocessingBackend": "backends._multiprocessing",
+    "SequentialBackend": "backends._threads",
+    "ThreadingBackend": "backends._threads",
+    "cpu_count": "_registry",
+    "effective_n_jobs": "_registry",
+    "get_active_backend": "_registry",
     "parallel_backend": "_config",
     "parallel_config": "_config",
-    "register_parallel_backend": "_config",
+    "register_parallel_backend": "_registry",
     "WorkerTerminatedError": "_errors",
     "Parallel": "_parallel",
     "delayed": "_delayed",

@@ -1,140 +1,29 @@
-"""Thread-local configuration: ``parallel_config``, backend registry, cpu counts.
+"""``parallel_config`` and ``parallel_backend``: settings for ``Parallel`` in a thread.
 
-``parallel_config`` pushes a dict of settings on a per-thread slot; ``Parallel``
-reads it for every argument left at its default. Worker threads of nested
-calls get their own scope through :func:`_nested_scope`.
+``parallel_config`` checks what it is given (a backend name is made into a
+backend through the registry, ``_registry``) and pushes the new settings on
+this thread's slot (``_settings``); ``Parallel`` reads them for every
+argument left at its default.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
-import loky
+from ._registry import _make_backend
 
-from ._backend_base import ParallelBackendBase
+# ``_Default`` is also found here by pickles of para-core 0.1.0, which
+# defined it in this module.
+from ._settings import (
+    _check_hint,
+    _current_config,
+    _Default,
+    _set_current_config,
+    default_parallel_config,
+)
+from .backends._base import ParallelBackendBase
 
-__all__ = [
-    "cpu_count",
-    "effective_n_jobs",
-    "get_active_backend",
-    "parallel_backend",
-    "parallel_config",
-    "register_parallel_backend",
-]
-
-VALID_BACKEND_HINTS = ("processes", "threads", None)
-VALID_BACKEND_CONSTRAINTS = ("sharedmem", None)
-
-
-class _Default:
-    """Marks an argument left at its default so configuration can fill it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"default({self.value!r})"
-
-
-default_parallel_config: dict[str, _Default] = {
-    "backend": _Default(None),
-    "n_jobs": _Default(None),
-    "verbose": _Default(0),
-    "temp_folder": _Default(None),
-    "max_nbytes": _Default("1M"),
-    "mmap_mode": _Default("r"),
-    "prefer": _Default(None),
-    "require": _Default(None),
-}
-
-_local = threading.local()
-
-BACKENDS: dict[str, Callable[..., ParallelBackendBase]] = {}
-DEFAULT_BACKEND = "loky"
-DEFAULT_THREAD_BACKEND = "threading"
-
-
-def _register_dask() -> None:
-    try:
-        from ._dask import DaskDistributedBackend
-    except ImportError as exc:
-        raise ImportError(
-            "backend='dask' needs dask.distributed; install it with "
-            "`pip install para-core[dask]`"
-        ) from exc
-    register_parallel_backend("dask", DaskDistributedBackend)
-
-
-EXTERNAL_BACKENDS: dict[str, Callable[[], None]] = {"dask": _register_dask}
-
-
-def _current_config() -> dict[str, Any]:
-    return getattr(_local, "config", default_parallel_config)
-
-
-def _get_config_param(value: Any, key: str) -> Any:
-    """Resolve an argument: explicit value, else configuration, else default."""
-    if isinstance(value, _Default):
-        value = _current_config()[key]
-        if isinstance(value, _Default):
-            return value.value
-    return value
-
-
-def _check_hint(prefer: Any, require: Any) -> None:
-    if prefer not in VALID_BACKEND_HINTS and not isinstance(prefer, _Default):
-        raise ValueError(
-            f"prefer={prefer} is not a valid backend hint, expected one of "
-            f"{VALID_BACKEND_HINTS}"
-        )
-    if require not in VALID_BACKEND_CONSTRAINTS and not isinstance(require, _Default):
-        raise ValueError(
-            f"require={require} is not a valid backend constraint, expected one "
-            f"of {VALID_BACKEND_CONSTRAINTS}"
-        )
-
-
-def _make_backend(name: str, **params: Any) -> ParallelBackendBase:
-    if name not in BACKENDS and name in EXTERNAL_BACKENDS:
-        EXTERNAL_BACKENDS[name]()
-    if name not in BACKENDS:
-        raise ValueError(f"Invalid backend: {name}, expected one of {sorted(BACKENDS)}")
-    return BACKENDS[name](**params)
-
-
-def register_parallel_backend(
-    name: str,
-    factory: Callable[..., ParallelBackendBase],
-    make_default: bool = False,
-) -> None:
-    """Register a backend factory under ``name``.
-
-    Parameters
-    ----------
-    name : str
-        Name to use as ``Parallel(backend=name)``.
-    factory : callable
-        Returns a :class:`ParallelBackendBase` instance; receives the
-        ``backend_params`` of ``parallel_config`` as keyword arguments.
-    make_default : bool, default=False
-        Make it the backend used when none is given.
-
-    Examples
-    --------
-    >>> from para_core import register_parallel_backend
-    >>> from para_core._backends import ThreadingBackend
-    >>> register_parallel_backend("my_threads", ThreadingBackend)
-    """
-    global DEFAULT_BACKEND
-    if not callable(factory):
-        raise TypeError(f"factory must be callable, got {factory!r}")
-    BACKENDS[name] = factory
-    if make_default:
-        DEFAULT_BACKEND = name
+__all__ = ["parallel_backend", "parallel_config"]
 
 
 class parallel_config:
@@ -205,7 +94,7 @@ class parallel_config:
             if not isinstance(value, _Default):
                 new[key] = value
         self.parallel_config = new
-        _local.config = new
+        _set_current_config(new)
 
     def _check_backend(
         self, backend: Any, inner_max_num_threads: int | None, **params: Any
@@ -251,7 +140,7 @@ class parallel_config:
 
     def unregister(self) -> None:
         """Restore the settings that were active before this one."""
-        _local.config = self.old_parallel_config
+        _set_current_config(self.old_parallel_config)
 
 
 class parallel_backend(parallel_config):
@@ -293,134 +182,3 @@ class parallel_backend(parallel_config):
 
     def __enter__(self) -> tuple[Any, int]:  # type: ignore[override]
         return self.new_backend_and_jobs
-
-
-class _nested_scope:
-    """Configuration seen by tasks of a batch: the parent's nested backend."""
-
-    __slots__ = ("_new", "_old")
-
-    def __init__(self, backend: ParallelBackendBase, n_jobs: int | None) -> None:
-        self._new = (backend, n_jobs)
-
-    def __enter__(self) -> None:
-        self._old = _current_config()
-        cfg = dict(self._old)
-        cfg["backend"] = self._new[0]
-        if self._new[1] is not None:
-            cfg["n_jobs"] = self._new[1]
-        _local.config = cfg
-
-    def __exit__(self, *exc: object) -> None:
-        _local.config = self._old
-
-
-def _get_active_backend(
-    prefer: Any = None, require: Any = None, verbose: Any = 0
-) -> tuple[ParallelBackendBase, bool]:
-    """Return the backend to use and whether the user chose it explicitly."""
-    from ._backends import ThreadingBackend
-
-    cfg = _current_config()
-    _check_hint(prefer, require)
-    if isinstance(prefer, _Default):
-        prefer = _get_config_param(prefer, "prefer")
-    if isinstance(require, _Default):
-        require = _get_config_param(require, "require")
-    backend = cfg["backend"]
-    explicit = not isinstance(backend, _Default)
-    if not explicit:
-        backend = _make_backend(DEFAULT_BACKEND, nesting_level=0)
-    level = backend.nesting_level or 0
-    if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
-        if explicit and _get_config_param(verbose, "verbose"):
-            print(
-                f"Using ThreadingBackend as joblib backend instead of "
-                f"{type(backend).__name__} as the latter does not provide "
-                "shared memory semantics."
-            )
-        return ThreadingBackend(nesting_level=level), explicit
-    if prefer == "threads" and not explicit and not backend.uses_threads:
-        return ThreadingBackend(nesting_level=level), explicit
-    return backend, explicit
-
-
-def get_active_backend(
-    prefer: Any = default_parallel_config["prefer"],
-    require: Any = default_parallel_config["require"],
-    verbose: Any = default_parallel_config["verbose"],
-) -> tuple[ParallelBackendBase, int | None]:
-    """Return ``(backend, n_jobs)`` that ``Parallel()`` would use here.
-
-    Parameters
-    ----------
-    prefer, require, verbose
-        As for :class:`~para_core.Parallel`.
-
-    Returns
-    -------
-    backend : ParallelBackendBase
-    n_jobs : int or None
-
-    Examples
-    --------
-    >>> from para_core import get_active_backend, parallel_config
-    >>> with parallel_config("threading", n_jobs=3):
-    ...     type(get_active_backend()[0]).__name__, get_active_backend()[1]
-    ('ThreadingBackend', 3)
-    """
-    backend, _ = _get_active_backend(prefer, require, verbose)
-    return backend, _get_config_param(default_parallel_config["n_jobs"], "n_jobs")
-
-
-def cpu_count(only_physical_cores: bool = False) -> int:
-    """Return the number of CPUs this process may use.
-
-    Honours CPU affinity, cgroup quotas and ``LOKY_MAX_CPU_COUNT``.
-
-    Parameters
-    ----------
-    only_physical_cores : bool, default=False
-        Ignore hyperthreading siblings.
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> from para_core import cpu_count
-    >>> cpu_count() >= 1
-    True
-    """
-    return loky.cpu_count(only_physical_cores=only_physical_cores)
-
-
-def effective_n_jobs(n_jobs: int | None = -1) -> int:
-    """Return how many workers ``n_jobs`` means for the active backend.
-
-    Parameters
-    ----------
-    n_jobs : int or None, default=-1
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    ValueError
-        ``n_jobs == 0``.
-
-    Examples
-    --------
-    >>> from para_core import effective_n_jobs
-    >>> effective_n_jobs(1)
-    1
-    """
-    if n_jobs == 1:
-        return 1
-    backend, backend_n_jobs = get_active_backend()
-    if n_jobs is None:
-        n_jobs = backend_n_jobs
-    return backend.effective_n_jobs(n_jobs=n_jobs)

@@ -2,12 +2,16 @@
 
 Data flow of one call (everything but the workers runs in the caller)::
 
+    _parallel.Parallel.__call__ -> _Call(...).run_list() / .run()
     iterable of (f, args, kwargs)
       -> read in one pass; runs of calls of one function without kwargs
-         are kept as (f, [args]) (``take_compact``); the input's last run
-         is cut in one slice per worker
-      -> BatchedCalls of `batch_size` tasks -> backend.submit(batch, cb)
-                                                   |  (worker thread/process)
+         are kept as (f, [args]) (``_compact.take_compact``); the input's
+         last run is cut in one slice per worker
+      -> _batch.BatchedCalls of `batch_size` tasks
+      -> backend.submit(batch, cb)       (a backend of ``backends``; loky:
+           backends._packets.dumps_batch, then loky's executor)
+                                                   |  (worker thread/process:
+                                                   |   run_pickled_batch)
       cb(future) [any thread]: results = backend.retrieve_result_callback()
                  (our process backends: the future itself)
                  -> SimpleQueue of finished batches
@@ -22,7 +26,7 @@ The dispatching and the bookkeeping happen in the caller's thread; the
 callback only hands the finished batch over, so backends' result threads are
 never slowed by our work (they also carry batches to the workers). Process
 backends pickle batches in a compact form and run them in C in the workers
-(see ``_pickling``); for them a transport session (see ``_transport``) is
+(see ``backends._packets``); for them a transport session (see ``_transport``) is
 opened per call or per ``with`` block.
 """
 
@@ -35,23 +39,19 @@ from collections import deque
 from collections.abc import Iterable
 from itertools import islice
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loky.process_executor import TerminatedWorkerError
 
-from ._backend_base import BatchedCalls, ParallelBackendBase
-from ._backends import (
-    SequentialBackend,
-    _ProcessBackendMixin,
-)
+from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
 from ._delayed import _forget_delayed
 from ._errors import WorkerTerminatedError, eval_expr
-from ._pickling import load_results, packet_size
 from ._progress import BarReporter, VerboseReporter
-
-if TYPE_CHECKING:
-    from ._parallel import Parallel
+from .backends._base import ParallelBackendBase
+from .backends._packets import load_results, packet_size
+from .backends._process import _ProcessBackendMixin
+from .backends._threads import SequentialBackend
 
 # Upper bound of auto batches: keeps a batch's results (and the memory held
 # by an ordered generator) small while amortising dispatch costs.
@@ -89,7 +89,11 @@ class _Call:
     ``SimpleQueue`` filled by the backends' callbacks.
     """
 
-    def __init__(self, parallel: Parallel, iterable: Iterable[tuple]) -> None:
+    def __init__(
+        self, parallel: Any, iterable: Iterable[tuple], custom_progress: bool = False
+    ) -> None:
+        # ``parallel``: the calling ``Parallel``; ``custom_progress``: its
+        # class overrides ``print_progress``.
         self.p = parallel
         self.iterable = iterable
         # Set by _setup(); None until then, so that a failure while the
@@ -115,6 +119,7 @@ class _Call:
         self.waiting_since: dict[int, float] = {}
         self.sized = False
         self.result_bytes = 0.0  # largest pickled size of a result seen
+        self.custom_progress = custom_progress
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -164,9 +169,6 @@ class _Call:
             )
         # Subclasses overriding print_progress (a common tqdm recipe) get
         # joblib's counters before each call of it.
-        from ._parallel import Parallel  # a cycle at import time otherwise
-
-        self.custom_progress = type(p).print_progress is not Parallel.print_progress
         if self.custom_progress:
             p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
             p.n_tasks = self.n_tasks

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from . import _config
-from ._backend_base import (
-    FallbackToBackend,
-    ParallelBackendBase,
-)
-from ._backends import (
-    LokyBackend,
-    MultiprocessingBackend,
-    ThreadingBackend,
-    _ProcessBackendMixin,
-)
-from ._config import _Default, _get_active_backend, _get_config_param
-from ._config import default_parallel_config as _dpc
+from . import _registry
 from ._delayed import delayed
 from ._dispatch import _Call
 from ._errors import parse_max_nbytes
+from ._registry import _get_active_backend
+from ._settings import _current_config, _Default, _get_config_param
+from ._settings import default_parallel_config as _dpc
 from ._transport import TransportRequest, get_transport_hook
+from .backends._base import FallbackToBackend, ParallelBackendBase
+from .backends._loky import LokyBackend
+from .backends._multiprocessing import MultiprocessingBackend
+from .backends._process import _ProcessBackendMixin
+from .backends._threads import ThreadingBackend
 
 __all__ = ["Parallel", "delayed"]
 
@@ -110,7 +107,7 @@ class Parallel:
     ) -> None:
         progress = backend_kwargs.pop("progress_bar", None)
         if progress is None:
-            progress = _config._current_config().get("progress_bar")
+            progress = _current_config().get("progress_bar")
             progress = None if isinstance(progress, _Default) else progress
         self._progress_factory = progress
         self.verbose = _get_config_param(verbose, "verbose")
@@ -156,11 +153,11 @@ class Parallel:
         elif hasattr(backend, "Pool") and hasattr(backend, "Lock"):
             backend = MultiprocessingBackend(nesting_level=level, context=backend)
         elif isinstance(backend, str):
-            backend = _config._make_backend(backend, nesting_level=level)
+            backend = _registry._make_backend(backend, nesting_level=level)
         else:
             raise ValueError(
                 f"Invalid backend: {backend!r}, expected one of "
-                f"{sorted(_config.BACKENDS)} or a ParallelBackendBase instance"
+                f"{sorted(_registry.BACKENDS)} or a ParallelBackendBase instance"
             )
         if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
             raise ValueError(f"Backend {backend} does not support shared memory")
@@ -223,8 +220,6 @@ class Parallel:
                 n_jobs=self.n_jobs, parallel=self, **self._backend_kwargs
             )
         if self.timeout is not None and not self._backend.supports_timeout:
-            import warnings
-
             warnings.warn(
                 f"The backend class {type(self._backend).__name__!r} does not "
                 f"support timeout. You have set 'timeout={self.timeout}' in "
@@ -268,7 +263,8 @@ class Parallel:
                     "or create another Parallel instance."
                 )
             self._running = True
-        call = _Call(self, iterable)
+        custom_progress = type(self).print_progress is not Parallel.print_progress
+        call = _Call(self, iterable, custom_progress)
         if self.return_as == "list":
             return call.run_list()
         gen = call.run()

@@ -14,7 +14,7 @@ from typing import Any
 
 import cloudpickle
 
-from ._backend_base import BatchedCalls
+from .._batch import BatchedCalls
 
 __all__ = ["_Shared", "_TaskFailure", "_run_batch", "_run_callable"]
 

@@ -43,9 +43,10 @@ from dask.utils import funcname
 from distributed import Client, get_client, rejoin, secede
 from distributed.utils import thread_state
 
-from ._backend_base import AutoBatchingMixin, BatchedCalls, ParallelBackendBase
+from .._batch import BatchedCalls
+from .._errors import memstr_to_bytes
+from ._base import AutoBatchingMixin, ParallelBackendBase
 from ._dask_tasks import _run_batch, _run_callable, _Shared, _TaskFailure
-from ._errors import memstr_to_bytes
 
 __all__ = ["DaskDistributedBackend"]
 

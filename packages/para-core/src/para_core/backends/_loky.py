@@ -1,0 +1,90 @@
+"""The loky backend (the default): batches in loky's reusable worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from typing import Any
+
+import loky
+
+from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
+from ._packets import run_pickled_batch
+from ._process import _ProcessBackendMixin
+from ._threads import SequentialBackend
+
+__all__ = ["LokyBackend"]
+
+
+class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
+    """Run batches in loky's reusable pool of worker processes (the default)."""
+
+    _workers: Any = None
+
+    def effective_n_jobs(self, n_jobs: Any) -> int:
+        # loky workers may start their own loky pool (explicit nesting);
+        # daemonic multiprocessing workers may not have children.
+        return self._process_n_jobs(
+            n_jobs,
+            "Loky",
+            mp.current_process().daemon,
+            "Loky-backed parallel loops cannot be called in a multiprocessing, "
+            "setting n_jobs=1",
+        )
+
+    def configure(
+        self,
+        n_jobs: Any = 1,
+        parallel: Any = None,
+        prefer: Any = None,
+        require: Any = None,
+        idle_worker_timeout: float | None = None,
+        **executor_kwargs: Any,
+    ) -> int:
+        n_jobs = self.effective_n_jobs(n_jobs)
+        if n_jobs == 1:
+            raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+        kwargs = {**self.backend_kwargs, **executor_kwargs}
+        if "timeout" in kwargs:
+            raise ValueError(
+                "The 'timeout' parameter is not supported by the LokyBackend. "
+                "Please use the `idle_worker_timeout` parameter instead."
+            )
+        if idle_worker_timeout is None:
+            idle_worker_timeout = kwargs.pop("idle_worker_timeout", 300)
+        unknown = set(kwargs) - {"context", "initializer", "initargs", "reuse"}
+        if unknown:
+            raise TypeError(
+                f"Unexpected keyword argument(s) for the loky backend: "
+                f"{sorted(unknown)}; accepted: idle_worker_timeout, context, "
+                "initializer, initargs"
+            )
+        self.parallel = parallel
+        self._n_jobs = n_jobs
+        self._executor_args = dict(
+            max_workers=n_jobs,
+            timeout=idle_worker_timeout,
+            env=self._prepare_worker_env(n_jobs=n_jobs),
+            **kwargs,
+        )
+        self._workers = loky.get_reusable_executor(**self._executor_args)
+        return n_jobs
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        payload, reducer = self._payload(func)
+        future = self._workers.submit(run_pickled_batch, payload, reducer)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, kill_workers=True)
+            self._workers = None
+        if ensure_ready:
+            self._workers = loky.get_reusable_executor(**self._executor_args)
+
+    def terminate(self) -> None:
+        # Workers stay alive (reusable executor) for the next call.
+        self._workers = None
+        self.reset_batch_stats()
