@@ -7,6 +7,7 @@ Same inputs through both, compare results, exception types and verbose lines
 from __future__ import annotations
 
 import io
+import multiprocessing
 import re
 from contextlib import redirect_stderr, redirect_stdout
 
@@ -184,18 +185,23 @@ def nested_joblib(i):
     return sum(inner.Parallel(n_jobs=2)(inner.delayed(abs)(-j) for j in range(i)))
 
 
-@pytest.mark.parametrize("backend", ["loky", "threading"])
+@pytest.mark.parametrize("backend", ["loky", "threading", "multiprocessing"])
 def test_timeout_raises_the_same_type(backend):
     def attempt(module):
         try:
             module.Parallel(n_jobs=2, backend=backend, timeout=0.2)(
                 module.delayed(slow)(x) for x in (0.0, 1.5, 0.0)
             )
+        except multiprocessing.TimeoutError as exc:
+            # joblib's class, which code written for joblib catches
+            return "multiprocessing.TimeoutError", type(exc).__name__
         except Exception as exc:
-            return type(exc).__name__
+            return "other", type(exc).__name__
         return None
 
-    assert attempt(para_joblib) == attempt(joblib) == "TimeoutError"
+    theirs = attempt(joblib)
+    assert theirs == ("multiprocessing.TimeoutError", "TimeoutError")
+    assert attempt(para_joblib)[0] == theirs[0]
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])

@@ -49,7 +49,7 @@ from ._backends import (
 )
 from ._compact import END, FULL, compact_kind, take_compact
 from ._delayed import _forget_delayed
-from ._errors import WorkerTerminatedError, eval_expr
+from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
 from ._pickling import load_results, packet_size
 from ._progress import BarReporter, VerboseReporter
 
@@ -346,7 +346,7 @@ class _Call:
                     since = self.waiting_since[oldest] = time.monotonic()
                 delay = since + timeout - time.monotonic()
                 if delay <= 0:
-                    raise TimeoutError(
+                    raise ParallelTimeoutError(
                         f"A task of this Parallel call took more than "
                         f"timeout={timeout}s to complete."
                     )

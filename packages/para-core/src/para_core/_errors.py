@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ast
+import multiprocessing
 import operator
 from typing import Any
 
 from loky.process_executor import TerminatedWorkerError
 
-__all__ = ["WorkerTerminatedError", "eval_expr", "memstr_to_bytes"]
+__all__ = [
+    "ParallelTimeoutError",
+    "WorkerTerminatedError",
+    "eval_expr",
+    "memstr_to_bytes",
+]
 
 
 class WorkerTerminatedError(TerminatedWorkerError):
@@ -16,6 +22,18 @@ class WorkerTerminatedError(TerminatedWorkerError):
 
     Subclass of loky's ``TerminatedWorkerError``; the message names the tasks
     that were running and the exit code or signal reported by loky.
+    """
+
+
+class ParallelTimeoutError(multiprocessing.TimeoutError, TimeoutError):
+    """``Parallel(timeout=...)`` expired while the caller waited for a batch.
+
+    A ``multiprocessing.TimeoutError``, the class joblib raises, so that
+    ``except multiprocessing.TimeoutError`` written for joblib catches it; and
+    the builtin ``TimeoutError`` too, which ``concurrent.futures`` and
+    ``asyncio`` raise since Python 3.11 (and para raised before), so that
+    ``except TimeoutError`` catches it as well. The price: being a builtin
+    ``TimeoutError`` makes it an ``OSError``, which joblib's is not.
     """
 
 

@@ -58,7 +58,9 @@ class Parallel:
         0 silent; above 0 prints joblib's progress lines on stderr (stdout
         from 50); above 10 reports every batch.
     timeout : float or None
-        Seconds a batch may take once dispatched; then TimeoutError.
+        Seconds the caller may wait for a batch; then
+        ``multiprocessing.TimeoutError`` (as joblib; also an instance of the
+        builtin ``TimeoutError``), and the workers are stopped.
     pre_dispatch : int, "all" or str
         Batches dispatched ahead of consumption; an arithmetic expression of
         ``n_jobs`` such as ``"2 * n_jobs"``.
