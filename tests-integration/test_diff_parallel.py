@@ -280,3 +280,30 @@ def test_reusing_a_parallel_context_agrees():
             second = parallel(module.delayed(task)(i, "ok") for i in range(5, 9))
         results[module.__name__] = first + second
     assert results["para_joblib"] == results["joblib"]
+
+
+@pytest.mark.parametrize("backend", [None, *BACKENDS])
+@pytest.mark.parametrize("config_n_jobs", [None, 2, -1])
+@pytest.mark.parametrize(
+    "hint", [{}, {"prefer": "threads"}, {"require": "sharedmem"}], ids=str
+)
+def test_unset_n_jobs_follows_parallel_config(backend, config_n_jobs, hint):
+    # n_jobs=None is "unset" in joblib: the value of the enclosing
+    # parallel_config, except when prefer/require forced threads (then 1).
+    def seen(module, where):
+        config = {} if config_n_jobs is None else {"n_jobs": config_n_jobs}
+        if where == "config" and backend is not None:
+            config["backend"] = backend
+        given = {"backend": backend} if where == "parallel" else {}
+        try:
+            with module.parallel_config(**config):
+                par = module.Parallel(n_jobs=None, **given, **hint)
+                with par:
+                    kind = type(par._backend).__name__
+                    out = par(module.delayed(abs)(-i) for i in range(3))
+                return par.n_jobs, kind, out
+        except ValueError:
+            return "ValueError"
+
+    for where in ("parallel", "config"):
+        assert seen(para_joblib, where) == seen(joblib, where), where

@@ -83,6 +83,39 @@ def test_prefer_and_require():
     assert sorted(shared) == list(range(5))
 
 
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    [("loky", 2), ("multiprocessing", 2), ("threading", 2), ("sequential", 1)],
+)
+@pytest.mark.parametrize("where", ["parallel", "config"])
+def test_n_jobs_none_means_the_configured_value(backend, workers, where, no_leftovers):
+    # None is joblib's "unset": the enclosing parallel_config's n_jobs.
+    in_config = {"backend": backend} if where == "config" else {}
+    in_parallel = {"backend": backend} if where == "parallel" else {}
+    with parallel_config(n_jobs=2, **in_config):
+        par = Parallel(n_jobs=None, **in_parallel)
+        assert par.n_jobs == 2
+        with par:
+            assert par._n_jobs_resolved == workers
+            assert par(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+        assert get_active_backend()[1] == 2
+    assert Parallel(n_jobs=None).n_jobs == 1
+
+
+def test_threads_forced_by_prefer_or_require_default_to_one_job():
+    # As joblib: when prefer/require replace the configured process backend
+    # by threads, an unset n_jobs is 1, not the configured value.
+    with parallel_config(n_jobs=2):
+        for hint in ({"prefer": "threads"}, {"require": "sharedmem"}):
+            par = Parallel(**hint)
+            assert isinstance(par._backend, ThreadingBackend)
+            assert par.n_jobs == 1
+            assert get_active_backend(**hint)[1] == 1
+            assert Parallel(n_jobs=2, **hint).n_jobs == 2
+    with parallel_config(backend="threading", n_jobs=3):
+        assert Parallel(require="sharedmem").n_jobs == 3  # threads chosen anyway
+
+
 def test_nested_calls_do_not_oversubscribe(no_leftovers):
     out = Parallel(n_jobs=2)(delayed(nested_backend_name)(i) for i in range(2))
     for name, level, inner in out:

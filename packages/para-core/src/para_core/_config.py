@@ -317,8 +317,10 @@ class _nested_scope:
 
 def _get_active_backend(
     prefer: Any = None, require: Any = None, verbose: Any = 0
-) -> tuple[ParallelBackendBase, bool]:
-    """Return the backend to use and whether the user chose it explicitly."""
+) -> tuple[ParallelBackendBase, bool, bool]:
+    """Return the backend to use, whether the user chose it explicitly, and
+    whether ``prefer``/``require`` forced threads instead of it (then, as in
+    joblib, ``n_jobs`` left unset means 1, not the configured value)."""
     from ._backends import ThreadingBackend
 
     cfg = _current_config()
@@ -339,10 +341,10 @@ def _get_active_backend(
                 f"{type(backend).__name__} as the latter does not provide "
                 "shared memory semantics."
             )
-        return ThreadingBackend(nesting_level=level), explicit
+        return ThreadingBackend(nesting_level=level), explicit, True
     if prefer == "threads" and not explicit and not backend.uses_threads:
-        return ThreadingBackend(nesting_level=level), explicit
-    return backend, explicit
+        return ThreadingBackend(nesting_level=level), explicit, True
+    return backend, explicit, False
 
 
 def get_active_backend(
@@ -369,7 +371,9 @@ def get_active_backend(
     ...     type(get_active_backend()[0]).__name__, get_active_backend()[1]
     ('ThreadingBackend', 3)
     """
-    backend, _ = _get_active_backend(prefer, require, verbose)
+    backend, _, forced_threads = _get_active_backend(prefer, require, verbose)
+    if forced_threads:
+        return backend, 1
     return backend, _get_config_param(default_parallel_config["n_jobs"], "n_jobs")
 
 

@@ -138,7 +138,9 @@ class Parallel:
             )
         self.batch_size = batch_size
 
-        active, _explicit = _get_active_backend(prefer, require, verbose)
+        active, _explicit, forced_threads = _get_active_backend(
+            prefer, require, verbose
+        )
         prefer = _get_config_param(prefer, "prefer")
         require = _get_config_param(require, "require")
         level = active.nesting_level
@@ -167,7 +169,12 @@ class Parallel:
         if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
             raise ValueError(f"Backend {backend} does not support shared memory")
 
-        n_jobs = _get_config_param(n_jobs, "n_jobs")
+        if n_jobs is None or isinstance(n_jobs, _Default):
+            # Unset: parallel_config's value, as in joblib; 1 when prefer or
+            # require replaced the configured backend by threads.
+            n_jobs = (
+                1 if forced_threads else _get_config_param(_dpc["n_jobs"], "n_jobs")
+            )
         if n_jobs is None:
             n_jobs = backend.default_n_jobs
         try:
