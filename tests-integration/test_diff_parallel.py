@@ -86,6 +86,7 @@ def test_results_and_exception_types_agree(backend, return_as, items, mode, n_jo
         {"n_jobs": 2, "require": "nothing"},
         {"n_jobs": 2, "batch_size": 0},
         {"n_jobs": 2, "pre_dispatch": "3 * bogus"},
+        {"n_jobs": 2, "prefer": "processes", "require": "sharedmem"},
     ],
 )
 def test_bad_arguments_raise_the_same_exception_type(kwargs):
@@ -307,3 +308,25 @@ def test_unset_n_jobs_follows_parallel_config(backend, config_n_jobs, hint):
 
     for where in ("parallel", "config"):
         assert seen(para_joblib, where) == seen(joblib, where), where
+
+
+@pytest.mark.parametrize(
+    ("config", "given"),
+    [
+        ({}, {"prefer": "processes", "require": "sharedmem"}),
+        ({"prefer": "processes", "require": "sharedmem"}, {}),
+        ({"prefer": "processes"}, {"require": "sharedmem"}),
+        ({"require": "sharedmem"}, {"prefer": "processes"}),
+        ({"prefer": "processes", "require": "sharedmem"}, {"prefer": "threads"}),
+    ],
+)
+def test_contradicting_prefer_and_require_agree(config, given):
+    def attempt(module):
+        try:
+            with module.parallel_config(**config):
+                par = module.Parallel(n_jobs=2, **given)
+                return "ok", par(module.delayed(abs)(-i) for i in range(3))
+        except ValueError as exc:
+            return "ValueError", str(exc)
+
+    assert attempt(para_joblib) == attempt(joblib)

@@ -116,6 +116,28 @@ def test_threads_forced_by_prefer_or_require_default_to_one_job():
         assert Parallel(require="sharedmem").n_jobs == 3  # threads chosen anyway
 
 
+def test_prefer_processes_and_require_sharedmem_contradict(capsys):
+    msg = "prefer == 'processes' and require == 'sharedmem' are inconsistent"
+    with pytest.raises(ValueError, match=msg):
+        Parallel(prefer="processes", require="sharedmem")
+    # From parallel_config too, once Parallel reads it (as joblib).
+    with parallel_config(prefer="processes", require="sharedmem"):
+        with pytest.raises(ValueError, match=msg):
+            Parallel()
+        with pytest.raises(ValueError, match=msg):
+            get_active_backend()
+        assert isinstance(Parallel(prefer="threads")._backend, ThreadingBackend)
+    with parallel_config(prefer="processes"):
+        with pytest.raises(ValueError, match=msg):
+            Parallel(require="sharedmem")
+    # Threads replacing an explicit backend are announced from verbose=10.
+    with parallel_config(backend="loky"):
+        Parallel(require="sharedmem", verbose=5)
+        assert capsys.readouterr().out == ""
+        Parallel(require="sharedmem", verbose=10)
+        assert "Using ThreadingBackend" in capsys.readouterr().out
+
+
 def test_nested_calls_do_not_oversubscribe(no_leftovers):
     out = Parallel(n_jobs=2)(delayed(nested_backend_name)(i) for i in range(2))
     for name, level, inner in out:

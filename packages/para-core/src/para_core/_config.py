@@ -329,13 +329,17 @@ def _get_active_backend(
         prefer = _get_config_param(prefer, "prefer")
     if isinstance(require, _Default):
         require = _get_config_param(require, "require")
+    if prefer == "processes" and require == "sharedmem":
+        raise ValueError(
+            "prefer == 'processes' and require == 'sharedmem' are inconsistent settings"
+        )
     backend = cfg["backend"]
     explicit = not isinstance(backend, _Default)
     if not explicit:
         backend = _make_backend(DEFAULT_BACKEND, nesting_level=0)
     level = backend.nesting_level or 0
     if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
-        if explicit and _get_config_param(verbose, "verbose"):
+        if explicit and _get_config_param(verbose, "verbose") >= 10:
             print(
                 f"Using ThreadingBackend as joblib backend instead of "
                 f"{type(backend).__name__} as the latter does not provide "

@@ -82,7 +82,9 @@ class Parallel:
     ------
     ValueError
         Bad ``n_jobs`` (0 or not a number), ``return_as``, ``batch_size``,
-        ``pre_dispatch``, ``prefer``, ``require``, ``max_nbytes`` or backend.
+        ``pre_dispatch``, ``prefer``, ``require``, ``max_nbytes`` or backend;
+        ``prefer="processes"`` with ``require="sharedmem"`` (given here or
+        by ``parallel_config``).
     RuntimeError
         Calling the instance while another of its calls still runs.
 
