@@ -330,3 +330,33 @@ def test_contradicting_prefer_and_require_agree(config, given):
             return "ValueError", str(exc)
 
     assert attempt(para_joblib) == attempt(joblib)
+
+
+def test_dask_backend_without_dask_agrees(monkeypatch):
+    import sys
+
+    from joblib import parallel as joblib_parallel
+
+    from para_core import _config as para_config
+
+    monkeypatch.delitem(joblib_parallel.BACKENDS, "dask", raising=False)
+    monkeypatch.delitem(para_config.BACKENDS, "dask", raising=False)
+    for name in ("joblib._dask", "para_core._dask", "para_core._dask_tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("dask", "distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # cannot be imported
+
+    def attempt(make):
+        try:
+            make()
+        except Exception as exc:
+            return type(exc), str(exc)
+        return None
+
+    theirs = attempt(lambda: joblib.parallel_config(backend="dask"))
+    ours = attempt(lambda: para_joblib.parallel_config(backend="dask"))
+    assert theirs[0] is ours[0] is ValueError
+    assert ours[1].startswith(theirs[1].rstrip("."))  # and how to install it
+    # joblib's Parallel refuses the name too (a ValueError, with other words)
+    assert attempt(lambda: joblib.Parallel(backend="dask"))[0] is ValueError
+    assert attempt(lambda: para_joblib.Parallel(backend="dask"))[0] is ValueError

@@ -255,13 +255,31 @@ def test_polling_backend():
     ]
 
 
-def test_dask_backend_missing_gives_install_hint(monkeypatch):
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda: Parallel(backend="dask"),
+        lambda: parallel_config(backend="dask"),
+        lambda: parallel_backend("dask"),
+    ],
+    ids=["Parallel", "parallel_config", "parallel_backend"],
+)
+def test_dask_backend_missing_gives_install_hint(monkeypatch, use):
     from para_core import _config
 
+    # dask and distributed cannot be imported (None in sys.modules), and our
+    # backend module was not imported yet.
     monkeypatch.delitem(_config.BACKENDS, "dask", raising=False)
-    monkeypatch.setitem(sys.modules, "para_core._dask", None)
-    with pytest.raises(ImportError, match=r"pip install para-core\[dask\]"):
-        Parallel(backend="dask")
+    for name in ("para_core._dask", "para_core._dask_tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("dask", "distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)
+    # joblib's ValueError and text, and how to install it.
+    with pytest.raises(ValueError, match="but dask is not installed") as info:
+        use()
+    assert "pip install para-core[dask]" in str(info.value)
+    assert isinstance(info.value.__cause__, ImportError)
+    assert "dask" not in _config.BACKENDS
 
 
 def test_wrap_non_picklable_objects(no_leftovers):

@@ -62,9 +62,11 @@ def _register_dask() -> None:
     try:
         from ._dask import DaskDistributedBackend
     except ImportError as exc:
-        raise ImportError(
-            "backend='dask' needs dask.distributed; install it with "
-            "`pip install para-core[dask]`"
+        # joblib's ValueError and text, then how to install what is missing.
+        raise ValueError(
+            "You are trying to use 'dask' as a joblib parallel backend but dask "
+            "is not installed. Please install dask to fix this error: "
+            "`pip install para-core[dask]` installs dask and distributed."
         ) from exc
     register_parallel_backend("dask", DaskDistributedBackend)
 
