@@ -360,3 +360,35 @@ def test_dask_backend_without_dask_agrees(monkeypatch):
     # joblib's Parallel refuses the name too (a ValueError, with other words)
     assert attempt(lambda: joblib.Parallel(backend="dask"))[0] is ValueError
     assert attempt(lambda: para_joblib.Parallel(backend="dask"))[0] is ValueError
+
+
+def set_env_var(name, value):
+    import os
+
+    os.environ[name] = value
+
+
+def env_var(name):
+    import os
+
+    return os.environ.get(name)
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky"])
+def test_worker_initializer_agrees(backend):
+    def run_with(module):
+        init = {
+            "initializer": set_env_var,
+            "initargs": ("PARA_DIFF_INIT", module.__name__),
+        }
+        with module.parallel_config(backend=backend, **init):
+            from_config = module.Parallel(n_jobs=2)(
+                module.delayed(env_var)("PARA_DIFF_INIT") for _ in range(4)
+            )
+        direct = module.Parallel(n_jobs=2, backend=backend, **init)(
+            module.delayed(env_var)("PARA_DIFF_INIT") for _ in range(4)
+        )
+        return from_config, direct
+
+    assert run_with(para_joblib) == (["para_joblib"] * 4, ["para_joblib"] * 4)
+    assert run_with(joblib) == (["joblib"] * 4, ["joblib"] * 4)

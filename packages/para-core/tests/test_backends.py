@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.pool import ThreadPool
 
 import pytest
-from _helpers import env_var, nested_backend_name, nested_explicit_loky, square
+from _helpers import (
+    env_var,
+    nested_backend_name,
+    nested_explicit_loky,
+    set_env_var,
+    square,
+)
 
 import para_core
 from para_core import (
@@ -136,6 +142,21 @@ def test_prefer_processes_and_require_sharedmem_contradict(capsys):
         assert capsys.readouterr().out == ""
         Parallel(require="sharedmem", verbose=10)
         assert "Using ThreadingBackend" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky"])
+@pytest.mark.parametrize("where", ["parallel", "config"])
+def test_worker_initializer_runs_in_each_worker(backend, where, no_leftovers):
+    init = {"initializer": set_env_var, "initargs": ("PARA_TEST_INIT", "ran")}
+    tasks = [delayed(env_var)(name) for name in ["PARA_TEST_INIT", "OMP_NUM_THREADS"]]
+    if where == "parallel":
+        out = Parallel(n_jobs=2, backend=backend, **init)(tasks * 4)
+    else:
+        with parallel_config(backend=backend, **init):
+            out = Parallel(n_jobs=2)(tasks * 4)
+    # The user's initializer ran, and so did ours (thread caps).
+    assert out[::2] == ["ran"] * 4
+    assert all(value is not None for value in out[1::2])
 
 
 def test_nested_calls_do_not_oversubscribe(no_leftovers):

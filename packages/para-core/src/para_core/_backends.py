@@ -376,8 +376,10 @@ class MultiprocessingBackend(
         kwargs = {**self.backend_kwargs, **pool_kwargs}
         context = kwargs.pop("context", None) or mp.get_context()
         env = self._prepare_worker_env(n_jobs)
+        # The user's initializer runs after ours, in the same call.
+        initargs = (env, kwargs.pop("initializer", None), kwargs.pop("initargs", ()))
         self._pool = context.Pool(
-            n_jobs, initializer=_set_env, initargs=(env,), **kwargs
+            n_jobs, initializer=_set_env, initargs=initargs, **kwargs
         )
         self.parallel = parallel
         return n_jobs
@@ -416,8 +418,13 @@ def _pool_done(
         callback(fut)
 
 
-def _set_env(env: dict[str, str]) -> None:
-    """Pool initializer: cap native thread pools in this worker."""
+def _set_env(
+    env: dict[str, str],
+    initializer: Callable[..., Any] | None = None,
+    initargs: Any = (),
+) -> None:
+    """Pool initializer: cap native thread pools in this worker, then run the
+    user's ``initializer(*initargs)``."""
     import os
 
     os.environ.update(env)
@@ -426,8 +433,11 @@ def _set_env(env: dict[str, str]) -> None:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return
-    threadpool_limits(limits=int(env["OMP_NUM_THREADS"]))
+        pass
+    else:
+        threadpool_limits(limits=int(env["OMP_NUM_THREADS"]))
+    if initializer is not None:
+        initializer(*initargs)
 
 
 _config.BACKENDS.update(
