@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,38 @@ def test_parallel_config_is_nestable_and_restored():
         assert get_active_backend()[1] == 3
     assert get_active_backend()[1] is None
     assert type(get_active_backend()[0]).__name__ == "LokyBackend"
+
+
+_FIRST_USE = """
+import para_core
+{before}
+with para_core.parallel_config(backend={backend!r}, n_jobs=2):
+    print(para_core.Parallel()(para_core.delayed(abs)(-i) for i in range(3)))
+"""
+
+
+@pytest.mark.parametrize("backend", ["threading", "sequential", "loky"])
+@pytest.mark.parametrize(
+    "before",
+    [
+        "",
+        # a third-party backend registered first (its base class only)
+        "class Mine(para_core.ParallelBackendBase):\n"
+        "    def effective_n_jobs(self, n_jobs):\n"
+        "        return 1\n"
+        "para_core.register_parallel_backend('mine', Mine)",
+    ],
+    ids=["nothing", "registered"],
+)
+def test_parallel_config_names_a_backend_before_anything_else(backend, before):
+    # A fresh interpreter whose first use of para_core is parallel_config:
+    # the built-in backends must be known by then.
+    code = _FIRST_USE.format(backend=backend, before=before)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1, 2]"
 
 
 def test_parallel_config_is_thread_local():

@@ -101,6 +101,10 @@ def _check_hint(prefer: Any, require: Any) -> None:
 
 
 def _make_backend(name: str, **params: Any) -> ParallelBackendBase:
+    # The built-in backends register themselves when their module is
+    # imported, which parallel_config may be the first to need.
+    from . import _backends  # noqa: F401
+
     if name not in BACKENDS and name in EXTERNAL_BACKENDS:
         EXTERNAL_BACKENDS[name]()
     if name not in BACKENDS:
