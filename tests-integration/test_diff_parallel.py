@@ -392,3 +392,25 @@ def test_worker_initializer_agrees(backend):
 
     assert run_with(para_joblib) == (["para_joblib"] * 4, ["para_joblib"] * 4)
     assert run_with(joblib) == (["joblib"] * 4, ["joblib"] * 4)
+
+
+def is_memmap(a):
+    import numpy as np
+
+    return isinstance(a, np.memmap), float(a.sum())
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+@pytest.mark.parametrize("max_nbytes", [1e3, 4e3, 1e6, "1K", 1000, None])
+def test_max_nbytes_numbers_agree(backend, max_nbytes):
+    # joblib's user guide passes 1e6: floats are sizes like ints.
+    import numpy as np
+
+    arrays = [np.ones(n) for n in (100, 700)]  # 800 and 5600 bytes
+
+    def shared(module):
+        return module.Parallel(n_jobs=2, backend=backend, max_nbytes=max_nbytes)(
+            module.delayed(is_memmap)(a) for a in arrays
+        )
+
+    assert shared(para_joblib) == shared(joblib)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import math
 import multiprocessing
+import numbers
 import operator
 from typing import Any
 
@@ -62,22 +64,28 @@ def memstr_to_bytes(text: Any) -> int:
 
 
 def parse_max_nbytes(value: Any) -> int | None:
-    """``max_nbytes`` as bytes: int, None, or a ``"1M"``-style string."""
+    """``max_nbytes`` as bytes: a number (int or float, as joblib's own
+    ``1e6``), None, or a ``"1M"``-style string.
+
+    A fractional float is rounded up: arrays larger than it are shared, as
+    joblib compares; infinity means never, as None.
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValueError(
-            f"max_nbytes must be an int, None or a size string, got {value!r}"
-        )
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"max_nbytes must be >= 0, got {value!r}")
-        return value
     if isinstance(value, str):
         return memstr_to_bytes(value)
-    raise ValueError(
-        f"max_nbytes must be an int, None or a size string like '1M', got {value!r}"
-    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            "max_nbytes must be a number of bytes (int or float), None or a "
+            f"size string like '1M', got {value!r}"
+        )
+    if not value >= 0:  # NaN too
+        raise ValueError(f"max_nbytes must be >= 0, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if math.isinf(value):
+        return None
+    return math.ceil(value)
 
 
 _BINOPS = {
