@@ -129,6 +129,10 @@ def test_worker_killed_in_a_stream(sent):
 
 
 def test_timeout_in_a_stream(sent):
+    # Workers started first: their start-up, slow on a busy machine, would
+    # count in the first batches' timeout, which then expires before any
+    # batch went to a stream.
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(2)) == [0, 1]
     with pytest.raises(TimeoutError):
         Parallel(n_jobs=2, batch_size=1, timeout=0.5)(
             delayed(sleep_from)(i, 10, 30) for i in range(20)
