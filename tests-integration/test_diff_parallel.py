@@ -414,3 +414,50 @@ def test_max_nbytes_numbers_agree(backend, max_nbytes):
         )
 
     assert shared(para_joblib) == shared(joblib)
+
+
+# A fresh interpreter where _multiprocessing cannot be imported (Pyodide, some
+# serverless runtimes): what each call does, as JSON.
+_NO_MULTIPROCESSING = r"""
+import importlib, importlib.abc, json, sys, warnings
+
+class NoMultiprocessing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "_multiprocessing":
+            raise ImportError("No module named '_multiprocessing'")
+
+sys.meta_path.insert(0, NoMultiprocessing())
+module = importlib.import_module(sys.argv[1])
+report = {"cpu_count": module.cpu_count(), "effective": module.effective_n_jobs(-1)}
+for kwargs in [{"n_jobs": 1}, {"n_jobs": 2}, {"n_jobs": -1}, {"backend": "loky"},
+               {"n_jobs": 2, "backend": "multiprocessing"},
+               {"n_jobs": 2, "backend": "threading"}]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        par = module.Parallel(**kwargs)
+        out = par(module.delayed(abs)(-i) for i in range(5))
+    report[json.dumps(kwargs)] = [
+        type(par._backend).__name__, par.n_jobs, out, [str(w.message) for w in caught]
+    ]
+print(json.dumps(report))
+"""
+
+
+def test_without_multiprocessing_module_agrees():
+    # para_core is what must stand there (para_joblib also needs para-memmap,
+    # whose MemmappingPool imports multiprocessing.pool).
+    import json
+    import subprocess
+    import sys
+
+    def report(module):
+        out = subprocess.run(
+            [sys.executable, "-c", _NO_MULTIPROCESSING, module],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert report("para_core") == report("joblib")

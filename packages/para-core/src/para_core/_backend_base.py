@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from itertools import starmap
 from typing import Any
 
-from loky import cpu_count as _loky_cpu_count
+from ._mp import loky_cpu_count as _loky_cpu_count
 
 __all__ = [
     "AutoBatchingMixin",

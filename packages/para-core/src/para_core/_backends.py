@@ -15,8 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import loky
-
 from . import _config
 from ._backend_base import (
     AutoBatchingMixin,
@@ -24,6 +22,7 @@ from ._backend_base import (
     FallbackToBackend,
     ParallelBackendBase,
 )
+from ._mp import loky, loky_cpu_count, processes_available
 from ._pickling import (
     HandOver,
     dumps_batch,
@@ -45,17 +44,17 @@ __all__ = [
 def _positive_n_jobs(n_jobs: Any) -> int:
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 in Parallel has no meaning")
-    if n_jobs is None:
-        return 1
+    if n_jobs is None or not processes_available():
+        return 1  # no processes here: no threads either, as joblib
     if n_jobs < 0:
-        return max(loky.cpu_count() + 1 + n_jobs, 1)
+        return max(loky_cpu_count() + 1 + n_jobs, 1)
     return n_jobs
 
 
 def _in_daemon_or_worker() -> bool:
-    from loky import process_executor
-
-    return mp.current_process().daemon or process_executor._CURRENT_DEPTH > 0
+    if mp.current_process().daemon:
+        return True
+    return loky is not None and loky.process_executor._CURRENT_DEPTH > 0
 
 
 class SequentialBackend(ParallelBackendBase):

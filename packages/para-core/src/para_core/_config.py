@@ -8,12 +8,12 @@ calls get their own scope through :func:`_nested_scope`.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-import loky
-
 from ._backend_base import ParallelBackendBase
+from ._mp import loky_cpu_count, processes_available
 
 __all__ = [
     "cpu_count",
@@ -56,6 +56,8 @@ _local = threading.local()
 BACKENDS: dict[str, Callable[..., ParallelBackendBase]] = {}
 DEFAULT_BACKEND = "loky"
 DEFAULT_THREAD_BACKEND = "threading"
+# Where no process can run (see _mp), these names mean threads, as in joblib.
+_PROCESS_BACKENDS = ("loky", "multiprocessing")
 
 
 def _register_dask() -> None:
@@ -104,6 +106,15 @@ def _make_backend(name: str, **params: Any) -> ParallelBackendBase:
     # The built-in backends register themselves when their module is
     # imported, which parallel_config may be the first to need.
     from . import _backends  # noqa: F401
+
+    if name in _PROCESS_BACKENDS and not processes_available():
+        warnings.warn(
+            f"joblib backend '{name}' is not available on your system, falling "
+            f"back to {DEFAULT_THREAD_BACKEND}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        name = DEFAULT_THREAD_BACKEND
 
     if name not in BACKENDS and name in EXTERNAL_BACKENDS:
         EXTERNAL_BACKENDS[name]()
@@ -342,7 +353,10 @@ def _get_active_backend(
     backend = cfg["backend"]
     explicit = not isinstance(backend, _Default)
     if not explicit:
-        backend = _make_backend(DEFAULT_BACKEND, nesting_level=0)
+        name = DEFAULT_BACKEND
+        if name in _PROCESS_BACKENDS and not processes_available():
+            name = DEFAULT_THREAD_BACKEND  # joblib's default there, no warning
+        backend = _make_backend(name, nesting_level=0)
     level = backend.nesting_level or 0
     if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
         if explicit and _get_config_param(verbose, "verbose") >= 10:
@@ -407,7 +421,9 @@ def cpu_count(only_physical_cores: bool = False) -> int:
     >>> cpu_count() >= 1
     True
     """
-    return loky.cpu_count(only_physical_cores=only_physical_cores)
+    if not processes_available():
+        return 1  # as joblib: no worker processes here
+    return loky_cpu_count(only_physical_cores=only_physical_cores)
 
 
 def effective_n_jobs(n_jobs: int | None = -1) -> int:

@@ -40,8 +40,6 @@ from itertools import islice
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
-from loky.process_executor import TerminatedWorkerError
-
 from ._backend_base import BatchedCalls, ParallelBackendBase
 from ._backends import (
     SequentialBackend,
@@ -50,6 +48,7 @@ from ._backends import (
 from ._compact import END, FULL, compact_kind, take_compact
 from ._delayed import _forget_delayed
 from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
+from ._mp import TerminatedWorkerError
 from ._pickling import load_results, packet_size
 from ._progress import BarReporter, VerboseReporter
 

@@ -9,7 +9,7 @@ import numbers
 import operator
 from typing import Any
 
-from loky.process_executor import TerminatedWorkerError
+from ._mp import TerminatedWorkerError
 
 __all__ = [
     "ParallelTimeoutError",

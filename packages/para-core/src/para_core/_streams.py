@@ -45,7 +45,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from loky.backend import resource_tracker
+from ._mp import resource_tracker
 
 __all__ = ["Streams", "serve", "settle_open_streams", "streams_supported"]
 
