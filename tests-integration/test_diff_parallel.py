@@ -7,6 +7,7 @@ Same inputs through both, compare results, exception types and verbose lines
 from __future__ import annotations
 
 import io
+import multiprocessing
 import re
 from contextlib import redirect_stderr, redirect_stdout
 
@@ -85,6 +86,7 @@ def test_results_and_exception_types_agree(backend, return_as, items, mode, n_jo
         {"n_jobs": 2, "require": "nothing"},
         {"n_jobs": 2, "batch_size": 0},
         {"n_jobs": 2, "pre_dispatch": "3 * bogus"},
+        {"n_jobs": 2, "prefer": "processes", "require": "sharedmem"},
     ],
 )
 def test_bad_arguments_raise_the_same_exception_type(kwargs):
@@ -184,18 +186,23 @@ def nested_joblib(i):
     return sum(inner.Parallel(n_jobs=2)(inner.delayed(abs)(-j) for j in range(i)))
 
 
-@pytest.mark.parametrize("backend", ["loky", "threading"])
+@pytest.mark.parametrize("backend", ["loky", "threading", "multiprocessing"])
 def test_timeout_raises_the_same_type(backend):
     def attempt(module):
         try:
             module.Parallel(n_jobs=2, backend=backend, timeout=0.2)(
                 module.delayed(slow)(x) for x in (0.0, 1.5, 0.0)
             )
+        except multiprocessing.TimeoutError as exc:
+            # joblib's class, which code written for joblib catches
+            return "multiprocessing.TimeoutError", type(exc).__name__
         except Exception as exc:
-            return type(exc).__name__
+            return "other", type(exc).__name__
         return None
 
-    assert attempt(para_joblib) == attempt(joblib) == "TimeoutError"
+    theirs = attempt(joblib)
+    assert theirs == ("multiprocessing.TimeoutError", "TimeoutError")
+    assert attempt(para_joblib)[0] == theirs[0]
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])
@@ -274,3 +281,183 @@ def test_reusing_a_parallel_context_agrees():
             second = parallel(module.delayed(task)(i, "ok") for i in range(5, 9))
         results[module.__name__] = first + second
     assert results["para_joblib"] == results["joblib"]
+
+
+@pytest.mark.parametrize("backend", [None, *BACKENDS])
+@pytest.mark.parametrize("config_n_jobs", [None, 2, -1])
+@pytest.mark.parametrize(
+    "hint", [{}, {"prefer": "threads"}, {"require": "sharedmem"}], ids=str
+)
+def test_unset_n_jobs_follows_parallel_config(backend, config_n_jobs, hint):
+    # n_jobs=None is "unset" in joblib: the value of the enclosing
+    # parallel_config, except when prefer/require forced threads (then 1).
+    def seen(module, where):
+        config = {} if config_n_jobs is None else {"n_jobs": config_n_jobs}
+        if where == "config" and backend is not None:
+            config["backend"] = backend
+        given = {"backend": backend} if where == "parallel" else {}
+        try:
+            with module.parallel_config(**config):
+                par = module.Parallel(n_jobs=None, **given, **hint)
+                with par:
+                    kind = type(par._backend).__name__
+                    out = par(module.delayed(abs)(-i) for i in range(3))
+                return par.n_jobs, kind, out
+        except ValueError:
+            return "ValueError"
+
+    for where in ("parallel", "config"):
+        assert seen(para_joblib, where) == seen(joblib, where), where
+
+
+@pytest.mark.parametrize(
+    ("config", "given"),
+    [
+        ({}, {"prefer": "processes", "require": "sharedmem"}),
+        ({"prefer": "processes", "require": "sharedmem"}, {}),
+        ({"prefer": "processes"}, {"require": "sharedmem"}),
+        ({"require": "sharedmem"}, {"prefer": "processes"}),
+        ({"prefer": "processes", "require": "sharedmem"}, {"prefer": "threads"}),
+    ],
+)
+def test_contradicting_prefer_and_require_agree(config, given):
+    def attempt(module):
+        try:
+            with module.parallel_config(**config):
+                par = module.Parallel(n_jobs=2, **given)
+                return "ok", par(module.delayed(abs)(-i) for i in range(3))
+        except ValueError as exc:
+            return "ValueError", str(exc)
+
+    assert attempt(para_joblib) == attempt(joblib)
+
+
+def test_dask_backend_without_dask_agrees(monkeypatch):
+    import sys
+
+    from joblib import parallel as joblib_parallel
+
+    from para_core import _config as para_config
+
+    monkeypatch.delitem(joblib_parallel.BACKENDS, "dask", raising=False)
+    monkeypatch.delitem(para_config.BACKENDS, "dask", raising=False)
+    for name in ("joblib._dask", "para_core._dask", "para_core._dask_tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("dask", "distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # cannot be imported
+
+    def attempt(make):
+        try:
+            make()
+        except Exception as exc:
+            return type(exc), str(exc)
+        return None
+
+    theirs = attempt(lambda: joblib.parallel_config(backend="dask"))
+    ours = attempt(lambda: para_joblib.parallel_config(backend="dask"))
+    assert theirs[0] is ours[0] is ValueError
+    assert ours[1].startswith(theirs[1].rstrip("."))  # and how to install it
+    # joblib's Parallel refuses the name too (a ValueError, with other words)
+    assert attempt(lambda: joblib.Parallel(backend="dask"))[0] is ValueError
+    assert attempt(lambda: para_joblib.Parallel(backend="dask"))[0] is ValueError
+
+
+def set_env_var(name, value):
+    import os
+
+    os.environ[name] = value
+
+
+def env_var(name):
+    import os
+
+    return os.environ.get(name)
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky"])
+def test_worker_initializer_agrees(backend):
+    def run_with(module):
+        init = {
+            "initializer": set_env_var,
+            "initargs": ("PARA_DIFF_INIT", module.__name__),
+        }
+        with module.parallel_config(backend=backend, **init):
+            from_config = module.Parallel(n_jobs=2)(
+                module.delayed(env_var)("PARA_DIFF_INIT") for _ in range(4)
+            )
+        direct = module.Parallel(n_jobs=2, backend=backend, **init)(
+            module.delayed(env_var)("PARA_DIFF_INIT") for _ in range(4)
+        )
+        return from_config, direct
+
+    assert run_with(para_joblib) == (["para_joblib"] * 4, ["para_joblib"] * 4)
+    assert run_with(joblib) == (["joblib"] * 4, ["joblib"] * 4)
+
+
+def is_memmap(a):
+    import numpy as np
+
+    return isinstance(a, np.memmap), float(a.sum())
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+@pytest.mark.parametrize("max_nbytes", [1e3, 4e3, 1e6, "1K", 1000, None])
+def test_max_nbytes_numbers_agree(backend, max_nbytes):
+    # joblib's user guide passes 1e6: floats are sizes like ints.
+    import numpy as np
+
+    arrays = [np.ones(n) for n in (100, 700)]  # 800 and 5600 bytes
+
+    def shared(module):
+        return module.Parallel(n_jobs=2, backend=backend, max_nbytes=max_nbytes)(
+            module.delayed(is_memmap)(a) for a in arrays
+        )
+
+    assert shared(para_joblib) == shared(joblib)
+
+
+# A fresh interpreter where _multiprocessing cannot be imported (Pyodide, some
+# serverless runtimes): what each call does, as JSON.
+_NO_MULTIPROCESSING = r"""
+import importlib, importlib.abc, json, sys, warnings
+
+class NoMultiprocessing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "_multiprocessing":
+            raise ImportError("No module named '_multiprocessing'")
+
+sys.meta_path.insert(0, NoMultiprocessing())
+module = importlib.import_module(sys.argv[1])
+report = {"cpu_count": module.cpu_count(), "effective": module.effective_n_jobs(-1)}
+for kwargs in [{"n_jobs": 1}, {"n_jobs": 2}, {"n_jobs": -1}, {"backend": "loky"},
+               {"n_jobs": 2, "backend": "multiprocessing"},
+               {"n_jobs": 2, "backend": "threading"}]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        par = module.Parallel(**kwargs)
+        out = par(module.delayed(abs)(-i) for i in range(5))
+    report[json.dumps(kwargs)] = [
+        type(par._backend).__name__, par.n_jobs, out, [str(w.message) for w in caught]
+    ]
+print(json.dumps(report))
+"""
+
+
+def test_without_multiprocessing_module_agrees():
+    # para_core is what must stand there (para_joblib also needs para-memmap,
+    # whose MemmappingPool imports multiprocessing.pool).
+    import json
+    import subprocess
+    import sys
+
+    def report(module):
+        out = subprocess.run(
+            [sys.executable, "-c", _NO_MULTIPROCESSING, module],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert report("para_core") == report("joblib")

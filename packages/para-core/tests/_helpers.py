@@ -63,6 +63,11 @@ def env_var(name):
     return os.environ.get(name)
 
 
+def set_env_var(name, value):
+    """A worker initializer: ``os.environ[name] = value``."""
+    os.environ[name] = value
+
+
 def nested_backend_name(_x=None):
     from para_core import Parallel, delayed, get_active_backend
 

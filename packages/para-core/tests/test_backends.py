@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.pool import ThreadPool
 
 import pytest
-from _helpers import env_var, nested_backend_name, nested_explicit_loky, square
+from _helpers import (
+    env_var,
+    nested_backend_name,
+    nested_explicit_loky,
+    set_env_var,
+    square,
+)
 
 import para_core
 from para_core import (
@@ -38,6 +45,38 @@ def test_parallel_config_is_nestable_and_restored():
         assert get_active_backend()[1] == 3
     assert get_active_backend()[1] is None
     assert type(get_active_backend()[0]).__name__ == "LokyBackend"
+
+
+_FIRST_USE = """
+import para_core
+{before}
+with para_core.parallel_config(backend={backend!r}, n_jobs=2):
+    print(para_core.Parallel()(para_core.delayed(abs)(-i) for i in range(3)))
+"""
+
+
+@pytest.mark.parametrize("backend", ["threading", "sequential", "loky"])
+@pytest.mark.parametrize(
+    "before",
+    [
+        "",
+        # a third-party backend registered first (its base class only)
+        "class Mine(para_core.ParallelBackendBase):\n"
+        "    def effective_n_jobs(self, n_jobs):\n"
+        "        return 1\n"
+        "para_core.register_parallel_backend('mine', Mine)",
+    ],
+    ids=["nothing", "registered"],
+)
+def test_parallel_config_names_a_backend_before_anything_else(backend, before):
+    # A fresh interpreter whose first use of para_core is parallel_config:
+    # the built-in backends must be known by then.
+    code = _FIRST_USE.format(backend=backend, before=before)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1, 2]"
 
 
 def test_parallel_config_is_thread_local():
@@ -81,6 +120,76 @@ def test_prefer_and_require():
     shared = []
     Parallel(n_jobs=2, require="sharedmem")(delayed(shared.append)(i) for i in range(5))
     assert sorted(shared) == list(range(5))
+
+
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    [("loky", 2), ("multiprocessing", 2), ("threading", 2), ("sequential", 1)],
+)
+@pytest.mark.parametrize("where", ["parallel", "config"])
+def test_n_jobs_none_means_the_configured_value(backend, workers, where, no_leftovers):
+    # None is joblib's "unset": the enclosing parallel_config's n_jobs.
+    in_config = {"backend": backend} if where == "config" else {}
+    in_parallel = {"backend": backend} if where == "parallel" else {}
+    with parallel_config(n_jobs=2, **in_config):
+        par = Parallel(n_jobs=None, **in_parallel)
+        assert par.n_jobs == 2
+        with par:
+            assert par._n_jobs_resolved == workers
+            assert par(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+        assert get_active_backend()[1] == 2
+    assert Parallel(n_jobs=None).n_jobs == 1
+
+
+def test_threads_forced_by_prefer_or_require_default_to_one_job():
+    # As joblib: when prefer/require replace the configured process backend
+    # by threads, an unset n_jobs is 1, not the configured value.
+    with parallel_config(n_jobs=2):
+        for hint in ({"prefer": "threads"}, {"require": "sharedmem"}):
+            par = Parallel(**hint)
+            assert isinstance(par._backend, ThreadingBackend)
+            assert par.n_jobs == 1
+            assert get_active_backend(**hint)[1] == 1
+            assert Parallel(n_jobs=2, **hint).n_jobs == 2
+    with parallel_config(backend="threading", n_jobs=3):
+        assert Parallel(require="sharedmem").n_jobs == 3  # threads chosen anyway
+
+
+def test_prefer_processes_and_require_sharedmem_contradict(capsys):
+    msg = "prefer == 'processes' and require == 'sharedmem' are inconsistent"
+    with pytest.raises(ValueError, match=msg):
+        Parallel(prefer="processes", require="sharedmem")
+    # From parallel_config too, once Parallel reads it (as joblib).
+    with parallel_config(prefer="processes", require="sharedmem"):
+        with pytest.raises(ValueError, match=msg):
+            Parallel()
+        with pytest.raises(ValueError, match=msg):
+            get_active_backend()
+        assert isinstance(Parallel(prefer="threads")._backend, ThreadingBackend)
+    with parallel_config(prefer="processes"):
+        with pytest.raises(ValueError, match=msg):
+            Parallel(require="sharedmem")
+    # Threads replacing an explicit backend are announced from verbose=10.
+    with parallel_config(backend="loky"):
+        Parallel(require="sharedmem", verbose=5)
+        assert capsys.readouterr().out == ""
+        Parallel(require="sharedmem", verbose=10)
+        assert "Using ThreadingBackend" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky"])
+@pytest.mark.parametrize("where", ["parallel", "config"])
+def test_worker_initializer_runs_in_each_worker(backend, where, no_leftovers):
+    init = {"initializer": set_env_var, "initargs": ("PARA_TEST_INIT", "ran")}
+    tasks = [delayed(env_var)(name) for name in ["PARA_TEST_INIT", "OMP_NUM_THREADS"]]
+    if where == "parallel":
+        out = Parallel(n_jobs=2, backend=backend, **init)(tasks * 4)
+    else:
+        with parallel_config(backend=backend, **init):
+            out = Parallel(n_jobs=2)(tasks * 4)
+    # The user's initializer ran, and so did ours (thread caps).
+    assert out[::2] == ["ran"] * 4
+    assert all(value is not None for value in out[1::2])
 
 
 def test_nested_calls_do_not_oversubscribe(no_leftovers):
@@ -200,10 +309,32 @@ def test_polling_backend():
     ]
 
 
-def test_dask_backend_missing_gives_install_hint(monkeypatch):
-    monkeypatch.setitem(sys.modules, "para_core.backends._dask", None)
-    with pytest.raises(ImportError, match=r"pip install para-core\[dask\]"):
-        Parallel(backend="dask")
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda: Parallel(backend="dask"),
+        lambda: parallel_config(backend="dask"),
+        lambda: parallel_backend("dask"),
+    ],
+    ids=["Parallel", "parallel_config", "parallel_backend"],
+)
+def test_dask_backend_missing_gives_install_hint(monkeypatch, use):
+    from para_core import _registry
+
+    # dask and distributed cannot be imported (None in sys.modules), and our
+    # backend module was not imported yet.
+    for name in ("para_core.backends._dask", "para_core.backends._dask_tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("dask", "distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)
+    # joblib's ValueError and text, and how to install it.
+    with pytest.raises(ValueError, match="but dask is not installed") as info:
+        use()
+    assert "pip install para-core[dask]" in str(info.value)
+    assert isinstance(info.value.__cause__, ImportError)
+    # The name stays registered lazily: installing dask later is enough.
+    assert "para_core.backends._dask" not in sys.modules
+    assert _registry.BACKENDS["dask"] is _registry._BUILTIN["dask"]
 
 
 def test_wrap_non_picklable_objects(no_leftovers):

@@ -171,8 +171,18 @@ def test_max_nbytes_parsing():
     for bad in ["1Q", "M", "", "x1K"]:
         with pytest.raises(ValueError, match="Invalid literal for size"):
             parse_max_nbytes(bad)
-    with pytest.raises(ValueError, match="max_nbytes"):
-        parse_max_nbytes(1.5)
+    # Numbers as joblib takes them (its user guide writes 1e6).
+    assert parse_max_nbytes(1e6) == 1_000_000
+    assert type(parse_max_nbytes(1e6)) is int
+    assert parse_max_nbytes(1.5) == 2  # arrays of more than 1.5 bytes
+    assert parse_max_nbytes(0.0) == 0
+    assert parse_max_nbytes(float("inf")) is None
+    for bad in [-1, -0.5, float("nan"), True, [1], b"1M"]:
+        with pytest.raises(ValueError, match="max_nbytes"):
+            parse_max_nbytes(bad)
+    assert Parallel(n_jobs=2, max_nbytes=1e6).max_nbytes == 1_000_000
+    with parallel_config(max_nbytes=2e3):
+        assert Parallel(n_jobs=2).max_nbytes == 2000
 
 
 def test_pre_dispatch_consumes_input_lazily():

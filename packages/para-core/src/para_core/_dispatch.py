@@ -41,12 +41,11 @@ from itertools import islice
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from loky.process_executor import TerminatedWorkerError
-
 from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
 from ._delayed import _forget_delayed
-from ._errors import WorkerTerminatedError, eval_expr
+from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
+from ._mp import TerminatedWorkerError
 from ._progress import BarReporter, VerboseReporter
 from .backends._base import ParallelBackendBase
 from .backends._packets import load_results, packet_size
@@ -328,7 +327,7 @@ class _Call:
                     since = self.waiting_since[oldest] = time.monotonic()
                 delay = since + timeout - time.monotonic()
                 if delay <= 0:
-                    raise TimeoutError(
+                    raise ParallelTimeoutError(
                         f"A task of this Parallel call took more than "
                         f"timeout={timeout}s to complete."
                     )

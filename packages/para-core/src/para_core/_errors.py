@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ast
+import math
+import multiprocessing
+import numbers
 import operator
 from typing import Any
 
-from loky.process_executor import TerminatedWorkerError
+from ._mp import TerminatedWorkerError
 
-__all__ = ["WorkerTerminatedError", "eval_expr", "memstr_to_bytes"]
+__all__ = [
+    "ParallelTimeoutError",
+    "WorkerTerminatedError",
+    "eval_expr",
+    "memstr_to_bytes",
+]
 
 
 class WorkerTerminatedError(TerminatedWorkerError):
@@ -16,6 +24,18 @@ class WorkerTerminatedError(TerminatedWorkerError):
 
     Subclass of loky's ``TerminatedWorkerError``; the message names the tasks
     that were running and the exit code or signal reported by loky.
+    """
+
+
+class ParallelTimeoutError(multiprocessing.TimeoutError, TimeoutError):
+    """``Parallel(timeout=...)`` expired while the caller waited for a batch.
+
+    A ``multiprocessing.TimeoutError``, the class joblib raises, so that
+    ``except multiprocessing.TimeoutError`` written for joblib catches it; and
+    the builtin ``TimeoutError`` too, which ``concurrent.futures`` and
+    ``asyncio`` raise since Python 3.11 (and para raised before), so that
+    ``except TimeoutError`` catches it as well. The price: being a builtin
+    ``TimeoutError`` makes it an ``OSError``, which joblib's is not.
     """
 
 
@@ -44,22 +64,28 @@ def memstr_to_bytes(text: Any) -> int:
 
 
 def parse_max_nbytes(value: Any) -> int | None:
-    """``max_nbytes`` as bytes: int, None, or a ``"1M"``-style string."""
+    """``max_nbytes`` as bytes: a number (int or float, as joblib's own
+    ``1e6``), None, or a ``"1M"``-style string.
+
+    A fractional float is rounded up: arrays larger than it are shared, as
+    joblib compares; infinity means never, as None.
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValueError(
-            f"max_nbytes must be an int, None or a size string, got {value!r}"
-        )
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"max_nbytes must be >= 0, got {value!r}")
-        return value
     if isinstance(value, str):
         return memstr_to_bytes(value)
-    raise ValueError(
-        f"max_nbytes must be an int, None or a size string like '1M', got {value!r}"
-    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            "max_nbytes must be a number of bytes (int or float), None or a "
+            f"size string like '1M', got {value!r}"
+        )
+    if not value >= 0:  # NaN too
+        raise ValueError(f"max_nbytes must be >= 0, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if math.isinf(value):
+        return None
+    return math.ceil(value)
 
 
 _BINOPS = {

@@ -55,7 +55,9 @@ class Parallel:
         0 silent; above 0 prints joblib's progress lines on stderr (stdout
         from 50); above 10 reports every batch.
     timeout : float or None
-        Seconds a batch may take once dispatched; then TimeoutError.
+        Seconds the caller may wait for a batch; then
+        ``multiprocessing.TimeoutError`` (as joblib; also an instance of the
+        builtin ``TimeoutError``), and the workers are stopped.
     pre_dispatch : int, "all" or str
         Batches dispatched ahead of consumption; an arithmetic expression of
         ``n_jobs`` such as ``"2 * n_jobs"``.
@@ -77,7 +79,9 @@ class Parallel:
     ------
     ValueError
         Bad ``n_jobs`` (0 or not a number), ``return_as``, ``batch_size``,
-        ``pre_dispatch``, ``prefer``, ``require``, ``max_nbytes`` or backend.
+        ``pre_dispatch``, ``prefer``, ``require``, ``max_nbytes`` or backend;
+        ``prefer="processes"`` with ``require="sharedmem"`` (given here or
+        by ``parallel_config``).
     RuntimeError
         Calling the instance while another of its calls still runs.
 
@@ -133,7 +137,9 @@ class Parallel:
             )
         self.batch_size = batch_size
 
-        active, _explicit = _get_active_backend(prefer, require, verbose)
+        active, _explicit, forced_threads = _get_active_backend(
+            prefer, require, verbose
+        )
         prefer = _get_config_param(prefer, "prefer")
         require = _get_config_param(require, "require")
         level = active.nesting_level
@@ -162,7 +168,12 @@ class Parallel:
         if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
             raise ValueError(f"Backend {backend} does not support shared memory")
 
-        n_jobs = _get_config_param(n_jobs, "n_jobs")
+        if n_jobs is None or isinstance(n_jobs, _Default):
+            # Unset: parallel_config's value, as in joblib; 1 when prefer or
+            # require replaced the configured backend by threads.
+            n_jobs = (
+                1 if forced_threads else _get_config_param(_dpc["n_jobs"], "n_jobs")
+            )
         if n_jobs is None:
             n_jobs = backend.default_n_jobs
         try:

@@ -10,11 +10,11 @@ ask the registry for the backend of nested calls without importing one.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-import loky
-
+from ._mp import loky_cpu_count, processes_available
 from ._settings import (
     _check_hint,
     _current_config,
@@ -32,12 +32,16 @@ __all__ = [
 
 
 class _Lazy:
-    """Factory of a built-in backend: imports its module when first called."""
+    """Factory of a built-in backend: imports its module when first called.
 
-    __slots__ = ("_class", "_hint", "_module")
+    ``missing``: the text of the ValueError raised when the module cannot be
+    imported (an optional dependency is not installed).
+    """
 
-    def __init__(self, module: str, cls: str, hint: str | None = None) -> None:
-        self._module, self._class, self._hint = module, cls, hint
+    __slots__ = ("_class", "_missing", "_module")
+
+    def __init__(self, module: str, cls: str, missing: str | None = None) -> None:
+        self._module, self._class, self._missing = module, cls, missing
 
     def load(self) -> type:
         try:
@@ -45,9 +49,9 @@ class _Lazy:
             # module made unimportable on purpose is seen as such.
             module = importlib.import_module(self._module, __package__)
         except ImportError as exc:
-            if self._hint is None:
+            if self._missing is None:
                 raise
-            raise ImportError(self._hint) from exc
+            raise ValueError(self._missing) from exc
         return getattr(module, self._class)
 
     def __call__(self, **params: Any) -> Any:
@@ -62,17 +66,21 @@ _BUILTIN: dict[str, _Lazy] = {
     "multiprocessing": _Lazy(".backends._multiprocessing", "MultiprocessingBackend"),
     "threading": _Lazy(".backends._threads", "ThreadingBackend"),
     "sequential": _Lazy(".backends._threads", "SequentialBackend"),
+    # joblib's ValueError and text, then how to install what is missing.
     "dask": _Lazy(
         ".backends._dask",
         "DaskDistributedBackend",
-        "backend='dask' needs dask.distributed; install it with "
-        "`pip install para-core[dask]`",
+        "You are trying to use 'dask' as a joblib parallel backend but dask "
+        "is not installed. Please install dask to fix this error: "
+        "`pip install para-core[dask]` installs dask and distributed.",
     ),
 }
 
 BACKENDS: dict[str, Callable[..., Any]] = dict(_BUILTIN)
 DEFAULT_BACKEND = "loky"
 DEFAULT_THREAD_BACKEND = "threading"
+# Where no process can run (see _mp), these names mean threads, as in joblib.
+_PROCESS_BACKENDS = ("loky", "multiprocessing")
 
 
 def builtin_backend(name: str, **params: Any) -> Any:
@@ -81,6 +89,14 @@ def builtin_backend(name: str, **params: Any) -> Any:
 
 
 def _make_backend(name: str, **params: Any) -> Any:
+    if name in _PROCESS_BACKENDS and not processes_available():
+        warnings.warn(
+            f"joblib backend '{name}' is not available on your system, falling "
+            f"back to {DEFAULT_THREAD_BACKEND}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        name = DEFAULT_THREAD_BACKEND
     factory = BACKENDS.get(name)
     if factory is None:
         raise ValueError(f"Invalid backend: {name}, expected one of {sorted(BACKENDS)}")
@@ -119,30 +135,39 @@ def register_parallel_backend(
 
 def _get_active_backend(
     prefer: Any = None, require: Any = None, verbose: Any = 0
-) -> tuple[Any, bool]:
-    """Return the backend to use and whether the user chose it explicitly."""
+) -> tuple[Any, bool, bool]:
+    """Return the backend to use, whether the user chose it explicitly, and
+    whether ``prefer``/``require`` forced threads instead of it (then, as in
+    joblib, ``n_jobs`` left unset means 1, not the configured value)."""
     cfg = _current_config()
     _check_hint(prefer, require)
     if isinstance(prefer, _Default):
         prefer = _get_config_param(prefer, "prefer")
     if isinstance(require, _Default):
         require = _get_config_param(require, "require")
+    if prefer == "processes" and require == "sharedmem":
+        raise ValueError(
+            "prefer == 'processes' and require == 'sharedmem' are inconsistent settings"
+        )
     backend = cfg["backend"]
     explicit = not isinstance(backend, _Default)
     if not explicit:
-        backend = _make_backend(DEFAULT_BACKEND, nesting_level=0)
+        name = DEFAULT_BACKEND
+        if name in _PROCESS_BACKENDS and not processes_available():
+            name = DEFAULT_THREAD_BACKEND  # joblib's default there, no warning
+        backend = _make_backend(name, nesting_level=0)
     level = backend.nesting_level or 0
     if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
-        if explicit and _get_config_param(verbose, "verbose"):
+        if explicit and _get_config_param(verbose, "verbose") >= 10:
             print(
                 f"Using ThreadingBackend as joblib backend instead of "
                 f"{type(backend).__name__} as the latter does not provide "
                 "shared memory semantics."
             )
-        return builtin_backend("threading", nesting_level=level), explicit
+        return builtin_backend("threading", nesting_level=level), explicit, True
     if prefer == "threads" and not explicit and not backend.uses_threads:
-        return builtin_backend("threading", nesting_level=level), explicit
-    return backend, explicit
+        return builtin_backend("threading", nesting_level=level), explicit, True
+    return backend, explicit, False
 
 
 def get_active_backend(
@@ -169,7 +194,9 @@ def get_active_backend(
     ...     type(get_active_backend()[0]).__name__, get_active_backend()[1]
     ('ThreadingBackend', 3)
     """
-    backend, _ = _get_active_backend(prefer, require, verbose)
+    backend, _, forced_threads = _get_active_backend(prefer, require, verbose)
+    if forced_threads:
+        return backend, 1
     return backend, _get_config_param(default_parallel_config["n_jobs"], "n_jobs")
 
 
@@ -193,7 +220,9 @@ def cpu_count(only_physical_cores: bool = False) -> int:
     >>> cpu_count() >= 1
     True
     """
-    return loky.cpu_count(only_physical_cores=only_physical_cores)
+    if not processes_available():
+        return 1  # as joblib: no worker processes here
+    return loky_cpu_count(only_physical_cores=only_physical_cores)
 
 
 def effective_n_jobs(n_jobs: int | None = -1) -> int:

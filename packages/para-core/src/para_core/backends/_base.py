@@ -32,8 +32,8 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from loky import cpu_count as _loky_cpu_count
-
+from .._mp import loky_cpu_count as _loky_cpu_count
+from .._mp import processes_available
 from .._registry import builtin_backend
 
 __all__ = [
@@ -245,8 +245,8 @@ def _positive_n_jobs(n_jobs: Any) -> int:
     """Workers for ``n_jobs``: -1 all CPUs, -2 all but one, ..., None one."""
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 in Parallel has no meaning")
-    if n_jobs is None:
-        return 1
+    if n_jobs is None or not processes_available():
+        return 1  # no processes here: no threads either, as joblib
     if n_jobs < 0:
         return max(_loky_cpu_count() + 1 + n_jobs, 1)
     return n_jobs

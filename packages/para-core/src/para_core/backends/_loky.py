@@ -6,8 +6,7 @@ import multiprocessing as mp
 from collections.abc import Callable
 from typing import Any
 
-import loky
-
+from .._mp import loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
 from ._process import _ProcessBackendMixin

@@ -8,8 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from loky import process_executor
-
+from .._mp import loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
 from ._process import _ProcessBackendMixin
@@ -19,7 +18,9 @@ __all__ = ["MultiprocessingBackend"]
 
 
 def _in_daemon_or_worker() -> bool:
-    return mp.current_process().daemon or process_executor._CURRENT_DEPTH > 0
+    if mp.current_process().daemon:
+        return True
+    return loky is not None and loky.process_executor._CURRENT_DEPTH > 0
 
 
 class _PoolFuture:
@@ -66,8 +67,10 @@ class MultiprocessingBackend(
         kwargs = {**self.backend_kwargs, **pool_kwargs}
         context = kwargs.pop("context", None) or mp.get_context()
         env = self._prepare_worker_env(n_jobs)
+        # The user's initializer runs after ours, in the same call.
+        initargs = (env, kwargs.pop("initializer", None), kwargs.pop("initargs", ()))
         self._pool = context.Pool(
-            n_jobs, initializer=_set_env, initargs=(env,), **kwargs
+            n_jobs, initializer=_set_env, initargs=initargs, **kwargs
         )
         self.parallel = parallel
         return n_jobs
@@ -106,13 +109,21 @@ def _pool_done(
         callback(fut)
 
 
-def _set_env(env: dict[str, str]) -> None:
-    """Pool initializer: cap native thread pools in this worker."""
+def _set_env(
+    env: dict[str, str],
+    initializer: Callable[..., Any] | None = None,
+    initargs: Any = (),
+) -> None:
+    """Pool initializer: cap native thread pools in this worker, then run the
+    user's ``initializer(*initargs)``."""
     os.environ.update(env)
     # Forked workers may have loaded BLAS/OpenMP already, before the
     # variables above could act: cap the live pools too when we can.
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return
-    threadpool_limits(limits=int(env["OMP_NUM_THREADS"]))
+        pass
+    else:
+        threadpool_limits(limits=int(env["OMP_NUM_THREADS"]))
+    if initializer is not None:
+        initializer(*initargs)
