@@ -337,11 +337,13 @@ def test_dask_backend_without_dask_agrees(monkeypatch):
 
     from joblib import parallel as joblib_parallel
 
-    from para_core import _config as para_config
-
     monkeypatch.delitem(joblib_parallel.BACKENDS, "dask", raising=False)
-    monkeypatch.delitem(para_config.BACKENDS, "dask", raising=False)
-    for name in ("joblib._dask", "para_core._dask", "para_core._dask_tasks"):
+    # para_core keeps "dask" registered as a lazy factory of its module.
+    for name in (
+        "joblib._dask",
+        "para_core.backends._dask",
+        "para_core.backends._dask_tasks",
+    ):
         monkeypatch.delitem(sys.modules, name, raising=False)
     for name in ("dask", "distributed", "dask.distributed"):
         monkeypatch.setitem(sys.modules, name, None)  # cannot be imported
