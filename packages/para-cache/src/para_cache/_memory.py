@@ -2,7 +2,7 @@
 
 Data flow::
 
-    Memory(location, backend) --_store_backend_factory--> store
+    Memory(location, backend) --_store_registry._store_backend_factory--> store
     memory.cache(func) --> MemorizedFunc(func, store)   (see _memorized)
                        --> NotMemorizedFunc(func)       when location is None
     memory.reduce_size(...) --> store.enforce_store_limits (LRU by access time)
