@@ -141,3 +141,13 @@ def hang_from(x, start, blob):
     if x >= start:
         time.sleep(60)
     return len(blob)
+
+
+def mark_then_sleep(x, start, seconds, folder):
+    """From task ``start`` on: leave a file named after this worker and the
+    task in ``folder`` (the task is running), then sleep ``seconds``."""
+    if x >= start:
+        with open(os.path.join(folder, f"{os.getpid()}-{x}"), "w"):
+            pass
+        time.sleep(seconds)
+    return x

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from ._delayed import delayed
     from ._errors import WorkerTerminatedError
+    from ._lifeline import exit_with_caller
     from ._parallel import Parallel
     from ._pickling import wrap_non_picklable_objects
     from ._transport import (
@@ -65,6 +66,7 @@ _LAZY = {
     "parallel_config": "_config",
     "register_parallel_backend": "_config",
     "WorkerTerminatedError": "_errors",
+    "exit_with_caller": "_lifeline",
     "Parallel": "_parallel",
     "delayed": "_delayed",
     "wrap_non_picklable_objects": "_pickling",
@@ -108,6 +110,7 @@ __all__ = [
     "cpu_count",
     "delayed",
     "effective_n_jobs",
+    "exit_with_caller",
     "get_active_backend",
     "get_transport_hook",
     "parallel_backend",

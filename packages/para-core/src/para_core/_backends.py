@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import _config
+from . import _config, _lifeline
 from ._backend_base import (
     AutoBatchingMixin,
     BatchedCalls,
@@ -260,6 +260,11 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
                 f"{sorted(unknown)}; accepted: idle_worker_timeout, context, "
                 "initializer, initargs"
             )
+        # Workers end with this process, even killed (see _lifeline); the
+        # wrapper compares equal from call to call: loky reuses the executor.
+        kwargs["initializer"], kwargs["initargs"] = _lifeline.bind(
+            kwargs.get("initializer"), kwargs.get("initargs", ())
+        )
         self.parallel = parallel
         self._n_jobs = n_jobs
         self._executor_args = dict(
@@ -375,10 +380,19 @@ class MultiprocessingBackend(
         kwargs = {**self.backend_kwargs, **pool_kwargs}
         context = kwargs.pop("context", None) or mp.get_context()
         env = self._prepare_worker_env(n_jobs)
-        # The user's initializer runs after ours, in the same call.
+        # The user's initializer runs after ours, in the same call; the
+        # workers end with this process, even killed (see _lifeline).
         initargs = (env, kwargs.pop("initializer", None), kwargs.pop("initargs", ()))
+        remove: tuple = ()
+        if context.get_start_method() == "forkserver":
+            # The fork server's socket folder (pymp-*): only the caller's
+            # exit removes it, so a killed caller's workers do.
+            from multiprocessing import util
+
+            remove = (util.get_temp_dir(),)
+        initializer, initargs = _lifeline.bind(_set_env, initargs, remove)
         self._pool = context.Pool(
-            n_jobs, initializer=_set_env, initargs=initargs, **kwargs
+            n_jobs, initializer=initializer, initargs=initargs, **kwargs
         )
         self.parallel = parallel
         return n_jobs
