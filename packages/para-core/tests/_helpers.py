@@ -151,3 +151,13 @@ def mark_then_sleep(x, start, seconds, folder):
             pass
         time.sleep(seconds)
     return x
+
+
+def sleep_or_exit(x, at, seconds):
+    """Task ``at`` ends its worker (exit code 3) after a moment; the others
+    sleep ``seconds``."""
+    if x == at:
+        time.sleep(0.5)
+        os._exit(3)
+    time.sleep(seconds)
+    return x

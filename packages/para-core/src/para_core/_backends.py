@@ -8,6 +8,7 @@ errors surface before the batch leaves the caller.
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing as mp
 import time
 import warnings
@@ -15,14 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import _config, _lifeline
+from . import _config, _ledger, _lifeline
 from ._backend_base import (
     AutoBatchingMixin,
     BatchedCalls,
     FallbackToBackend,
     ParallelBackendBase,
 )
-from ._mp import loky, loky_cpu_count, processes_available
+from ._mp import TerminatedWorkerError, loky, loky_cpu_count, processes_available
 from ._pickling import (
     HandOver,
     dumps_batch,
@@ -213,6 +214,8 @@ class _ProcessBackendMixin:
 # worker is worth waiting for (see HandOver); smaller ones are sent while
 # the caller waits for results anyway.
 _HANDOVER_MIN_TASKS = 1024
+# Batch tokens (see _ledger): unique in this process, never 0.
+_TOKENS = itertools.count(1)
 _HANDOVER_TIMEOUT = 0.005
 _HANDOVER_SLEEP = 2e-5
 
@@ -260,10 +263,12 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
                 f"{sorted(unknown)}; accepted: idle_worker_timeout, context, "
                 "initializer, initargs"
             )
-        # Workers end with this process, even killed (see _lifeline); the
-        # wrapper compares equal from call to call: loky reuses the executor.
+        # Workers end with this process, even killed (see _lifeline), and
+        # stamp the batches they start (see _ledger); the wrappers compare
+        # equal from call to call: loky reuses the executor.
+        user = (kwargs.get("initializer"), tuple(kwargs.get("initargs", ())))
         kwargs["initializer"], kwargs["initargs"] = _lifeline.bind(
-            kwargs.get("initializer"), kwargs.get("initargs", ())
+            _ledger.attach, (_ledger.path(), *user)
         )
         self.parallel = parallel
         self._n_jobs = n_jobs
@@ -291,6 +296,7 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
 
     def start_call(self) -> None:
         super().start_call()
+        self.dead_tokens = frozenset()
         if streams_supported():
             settle_open_streams()
 
@@ -309,7 +315,10 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         handover = None
         if type(func) is BatchedCalls and len(func) >= _HANDOVER_MIN_TASKS:
             payload = handover = HandOver(payload)
-        future = self._workers.submit(run_pickled_batch, payload, reducer)
+        token = next(_TOKENS)
+        future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        future.para_token = token
+        future.add_done_callback(self._note_death)
         if callback is not None:
             future.add_done_callback(callback)
         # Bounded: a full call queue (a large pre_dispatch) or a busy manager
@@ -320,6 +329,17 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         if handover is not None and handover.sent.wait(_HANDOVER_TIMEOUT):
             time.sleep(_HANDOVER_SLEEP)
         return future
+
+    # Tokens of the batches that ran on a worker that died (see _ledger).
+    dead_tokens: frozenset = frozenset()
+
+    def _note_death(self, future: Any) -> None:
+        # In loky's thread, as it fails the pending futures of a dead worker:
+        # the dead worker is reaped, the others not yet killed.
+        if not self.dead_tokens and isinstance(
+            future._exception, TerminatedWorkerError
+        ):
+            self.dead_tokens = frozenset(_ledger.dead_tokens())
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
         self._close_streams()

@@ -320,12 +320,19 @@ def _unpack_reducer(packed: Any) -> Any:
     return reducer
 
 
-def run_pickled_batch(payload: Any, result_reducer: Any = None) -> Any:
+def run_pickled_batch(
+    payload: Any, result_reducer: Any = None, token: int | None = None
+) -> Any:
     """Worker side: unpickle a batch, run it, return its pickled results.
 
     Results travel as bytes pickled here (C pickler first), not by loky's
     cloudpickle-based result pickler: cheaper, and the same for every backend.
+    ``token``: stamped in the ledger first (see ``_ledger``).
     """
+    if token is not None:
+        from ._ledger import stamp
+
+        stamp(token)
     kind, func, data, backend, n_jobs = _loads(payload)
     if kind == "call":
         results = func()
