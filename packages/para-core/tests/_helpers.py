@@ -134,3 +134,23 @@ def hang_from(x, start, blob):
     if x >= start:
         time.sleep(60)
     return len(blob)
+
+
+def mark_then_sleep(x, start, seconds, folder):
+    """From task ``start`` on: leave a file named after this worker and the
+    task in ``folder`` (the task is running), then sleep ``seconds``."""
+    if x >= start:
+        with open(os.path.join(folder, f"{os.getpid()}-{x}"), "w"):
+            pass
+        time.sleep(seconds)
+    return x
+
+
+def sleep_or_exit(x, at, seconds):
+    """Task ``at`` ends its worker (exit code 3) after a moment; the others
+    sleep ``seconds``."""
+    if x == at:
+        time.sleep(0.5)
+        os._exit(3)
+    time.sleep(seconds)
+    return x

@@ -14,7 +14,14 @@ import time
 
 import psutil
 import pytest
-from _helpers import exit_worker, fail_on, kill_self, sleep_then, square
+from _helpers import (
+    exit_worker,
+    fail_on,
+    kill_self,
+    sleep_or_exit,
+    sleep_then,
+    square,
+)
 from loky.process_executor import TerminatedWorkerError
 
 from para_core import Parallel, ParallelBackendBase, WorkerTerminatedError, delayed
@@ -109,6 +116,21 @@ def test_crashed_worker(func, args, expected):
     assert expected in msg
     # the next call gets fresh workers
     assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+@pytest.mark.parametrize(("n_jobs", "at"), [(2, 1), (3, 2)])
+def test_crashed_worker_names_the_task_it_was_running(n_jobs, at):
+    # The first n_jobs tasks start at once, one per worker, the rest wait:
+    # when the worker running task `at` dies, loky fails every pending batch
+    # alike; the error must name the dead worker's, not the first polled.
+    with pytest.raises(WorkerTerminatedError) as info:
+        Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="all")(
+            delayed(sleep_or_exit)(i, at, 3) for i in range(6)
+        )
+    msg = str(info.value)
+    assert f"running task #{at} (calls of sleep_or_exit)" in msg
+    others = [i for i in range(6) if i != at]
+    assert not any(f"task #{i} " in msg for i in others), msg
 
 
 def test_crashed_worker_inside_context_manager():

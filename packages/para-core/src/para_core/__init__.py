@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._config import parallel_backend, parallel_config
     from ._delayed import delayed
     from ._errors import WorkerTerminatedError
+    from ._lifeline import exit_with_caller
     from ._parallel import Parallel
     from ._pickling import wrap_non_picklable_objects
     from ._registry import (
@@ -61,6 +62,7 @@ _LAZY = {
     "parallel_config": "_config",
     "register_parallel_backend": "_registry",
     "WorkerTerminatedError": "_errors",
+    "exit_with_caller": "_lifeline",
     "Parallel": "_parallel",
     "delayed": "_delayed",
     "wrap_non_picklable_objects": "_pickling",
@@ -109,6 +111,7 @@ __all__ = [
     "cpu_count",
     "delayed",
     "effective_n_jobs",
+    "exit_with_caller",
     "get_active_backend",
     "get_transport_hook",
     "parallel_backend",

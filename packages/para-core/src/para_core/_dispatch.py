@@ -350,13 +350,13 @@ class _Call:
             try:
                 packet = self.backend._retrieve_packet(result)
             except BaseException as exc:
-                self._raise(batch, exc)
+                self._raise(batch, exc, _future)
             if n:
                 self.result_bytes = max(self.result_bytes, packet_size(packet) / n)
             # Unpickled when consumed: the caller first refills the pipeline.
             result = _Packet(packet)
         elif not ok:
-            self._raise(batch, result)
+            self._raise(batch, result, _future)
         self.backend.batch_completed(n, end - start)
         self.n_completed += n
         if self.ordered:
@@ -375,12 +375,21 @@ class _Call:
             result, ok = exc, False
         return index, ok, result, time.monotonic()
 
-    def _raise(self, batch: BatchedCalls, exc: BaseException) -> None:
+    def _raise(
+        self, batch: BatchedCalls, exc: BaseException, future: Any = None
+    ) -> None:
         if isinstance(exc, TerminatedWorkerError) and not isinstance(
             exc, WorkerTerminatedError
         ):
+            # loky fails every pending batch alike: name those that ran on
+            # the dead worker when the backend knows them (see _ledger).
+            dead = getattr(self.backend, "dead_tokens", ())
+            running = [(batch, future)]
+            running += [(b, f) for b, f, _start in self.inflight.values()]
+            named = [b for b, f in running if getattr(f, "para_token", 0) in dead]
+            text = ", ".join(b.describe() for b in named or [batch])
             raise WorkerTerminatedError(
-                f"{exc}\nThe worker was running {batch.describe()} of "
+                f"{exc}\nThe worker was running {text} of "
                 f"{self.p!r}; the remaining tasks were cancelled."
             ) from exc
         raise exc

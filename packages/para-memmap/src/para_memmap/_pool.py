@@ -17,6 +17,8 @@ from multiprocessing.queues import SimpleQueue
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from para_core import exit_with_caller
+
 from ._session import MemmapSession
 
 __all__ = ["MemmappingPool"]
@@ -132,7 +134,9 @@ class MemmappingPool(Pool):
         page cache, so they are already in memory.
     **kwargs
         Passed to ``multiprocessing.pool.Pool`` (``initializer``,
-        ``initargs``, ``maxtasksperchild``, ``context``).
+        ``initargs``, ``maxtasksperchild``, ``context``). The workers end
+        with the process that made the pool, even one killed by SIGKILL in
+        the middle of a task (``para_core.exit_with_caller``).
 
     Raises
     ------
@@ -168,8 +172,12 @@ class MemmappingPool(Pool):
         self._forward_reducers = dict(forward_reducers or {})
         self._backward_reducers = dict(backward_reducers or {})
         self.verbose = verbose
+        # The workers end with this process, even when it is killed.
+        initializer, initargs = exit_with_caller(
+            kwargs.pop("initializer", None), kwargs.pop("initargs", ())
+        )
         try:
-            super().__init__(processes, **kwargs)
+            super().__init__(processes, initializer, initargs, **kwargs)
         except BaseException:
             self._session.close()
             raise

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 from collections.abc import Callable
 from typing import Any
 
-from .._mp import loky
+from .. import _ledger, _lifeline
+from .._mp import TerminatedWorkerError, loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
 from ._process import _ProcessBackendMixin
 from ._threads import SequentialBackend
 
 __all__ = ["LokyBackend"]
+
+# Batch tokens (see _ledger): unique in this process, never 0.
+_TOKENS = itertools.count(1)
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
@@ -58,6 +63,13 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
                 f"{sorted(unknown)}; accepted: idle_worker_timeout, context, "
                 "initializer, initargs"
             )
+        # Workers end with this process, even killed (see _lifeline), and
+        # stamp the batches they start (see _ledger); the wrappers compare
+        # equal from call to call: loky reuses the executor.
+        user = (kwargs.get("initializer"), tuple(kwargs.get("initargs", ())))
+        kwargs["initializer"], kwargs["initargs"] = _lifeline.bind(
+            _ledger.attach, (_ledger.path(), *user)
+        )
         self.parallel = parallel
         self._n_jobs = n_jobs
         self._executor_args = dict(
@@ -69,12 +81,30 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         self._workers = loky.get_reusable_executor(**self._executor_args)
         return n_jobs
 
+    def start_call(self) -> None:
+        super().start_call()
+        self.dead_tokens = frozenset()
+
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
-        future = self._workers.submit(run_pickled_batch, payload, reducer)
+        token = next(_TOKENS)
+        future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        future.para_token = token
+        future.add_done_callback(self._note_death)
         if callback is not None:
             future.add_done_callback(callback)
         return future
+
+    # Tokens of the batches that ran on a worker that died (see _ledger).
+    dead_tokens: frozenset = frozenset()
+
+    def _note_death(self, future: Any) -> None:
+        # In loky's thread, as it fails the pending futures of a dead worker:
+        # the dead worker is reaped, the others not yet killed.
+        if not self.dead_tokens and isinstance(
+            future._exception, TerminatedWorkerError
+        ):
+            self.dead_tokens = frozenset(_ledger.dead_tokens())
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
         if self._workers is not None:

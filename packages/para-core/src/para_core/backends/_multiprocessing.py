@@ -6,8 +6,10 @@ import functools
 import multiprocessing as mp
 import os
 from collections.abc import Callable
+from multiprocessing import util as mp_util
 from typing import Any
 
+from .. import _lifeline
 from .._mp import loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
@@ -67,10 +69,17 @@ class MultiprocessingBackend(
         kwargs = {**self.backend_kwargs, **pool_kwargs}
         context = kwargs.pop("context", None) or mp.get_context()
         env = self._prepare_worker_env(n_jobs)
-        # The user's initializer runs after ours, in the same call.
+        # The user's initializer runs after ours, in the same call; the
+        # workers end with this process, even killed (see _lifeline).
         initargs = (env, kwargs.pop("initializer", None), kwargs.pop("initargs", ()))
+        remove: tuple = ()
+        if context.get_start_method() == "forkserver":
+            # The fork server's socket folder (pymp-*): only the caller's
+            # exit removes it, so a killed caller's workers do.
+            remove = (mp_util.get_temp_dir(),)
+        initializer, initargs = _lifeline.bind(_set_env, initargs, remove)
         self._pool = context.Pool(
-            n_jobs, initializer=_set_env, initargs=initargs, **kwargs
+            n_jobs, initializer=initializer, initargs=initargs, **kwargs
         )
         self.parallel = parallel
         return n_jobs

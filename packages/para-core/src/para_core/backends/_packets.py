@@ -33,6 +33,7 @@ import cloudpickle
 
 from .._batch import BatchedCalls
 from .._compact import compact_calls
+from .._ledger import stamp
 
 _PROTOCOL = 5
 # A reference to these modules would resolve to another module in the
@@ -296,12 +297,17 @@ def _unpack_reducer(packed: Any) -> Any:
     return reducer
 
 
-def run_pickled_batch(payload: Any, result_reducer: Any = None) -> Any:
+def run_pickled_batch(
+    payload: Any, result_reducer: Any = None, token: int | None = None
+) -> Any:
     """Worker side: unpickle a batch, run it, return its pickled results.
 
     Results travel as bytes pickled here (C pickler first), not by loky's
     cloudpickle-based result pickler: cheaper, and the same for every backend.
+    ``token``: stamped in the ledger first (see ``_ledger``).
     """
+    if token is not None:
+        stamp(token)
     kind, func, data, backend, n_jobs = _loads(payload)
     if kind == "call":
         results = func()
