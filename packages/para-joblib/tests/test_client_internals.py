@@ -116,6 +116,15 @@ def test_backend_repr_and_n_jobs_like_mne(jl):
         assert "ThreadingBackend" in str(parallel._backend)
 
 
+def test_batch_completion_callback_fails_clearly_with_the_alternative():
+    # The tqdm_joblib recipe reads it first: a clear AttributeError, naming
+    # what works instead, rather than a replacement that does nothing.
+    from para_joblib import parallel
+
+    with pytest.raises(AttributeError, match="progress_bar=True"):
+        parallel.BatchCompletionCallBack
+
+
 def test_task_status_names_and_backend_hints(jl):
     p = _sub(jl, "parallel")
     assert (p.TASK_DONE, p.TASK_ERROR, p.TASK_PENDING) == ("Done", "Error", "Pending")
@@ -598,3 +607,37 @@ def test_version_is_the_joblib_api_level():
     assert para_joblib.__version__ == "1.6.0"
     assert Version(para_joblib.__version__) >= Version("1.3")
     assert para_joblib.para_version == importlib.metadata.version("para-joblib")
+
+
+# ------------------------------------------------------------ numpy_pickle
+
+
+def test_numpy_pickler_subclass_like_scikit_learn_tree_tests(jl):
+    # sklearn/tree/tests/test_tree.py: a NumpyPickler subclass stores arrays
+    # in the other byte order; joblib.load reads the stream back.
+    import io
+
+    pickler_cls = _sub(jl, "numpy_pickle").NumpyPickler
+
+    class NonNativeEndianness(pickler_cls):
+        def save(self, obj):
+            if isinstance(obj, np.ndarray):
+                obj = obj.byteswap().view(obj.dtype.newbyteorder())
+            super().save(obj)
+
+    data = {
+        "c": np.arange(12.0).reshape(3, 4),
+        "f": np.asfortranarray(np.arange(12).reshape(3, 4)),
+        "objects": np.array([1, "a", None], dtype=object),
+        "empty": np.zeros(0),
+    }
+    for cls in (pickler_cls, NonNativeEndianness):
+        buffer = io.BytesIO()
+        cls(buffer).dump(data)
+        # both loaders read what either pickler wrote
+        for load in (para_joblib.load, importlib.import_module("joblib").load):
+            buffer.seek(0)
+            out = load(buffer)
+            for key in ("c", "f", "empty"):
+                np.testing.assert_array_equal(out[key], data[key])
+            assert list(out["objects"]) == [1, "a", None]

@@ -110,6 +110,14 @@ def __getattr__(name: str) -> Any:
         import para_core
 
         return para_core.DEFAULT_BACKEND
+    if name == "BatchCompletionCallBack":
+        raise AttributeError(
+            "para_joblib.parallel has no BatchCompletionCallBack: para does not "
+            "track batches with such objects, so replacing it (the tqdm_joblib "
+            "recipe) would do nothing. For progress use Parallel(..., "
+            "progress_bar=True) or a Parallel subclass overriding "
+            "print_progress(); see the page 'Migrating from joblib'."
+        )
     if name == "mp":
         value = globals()["mp"] = _multiprocessing()
         return value
