@@ -308,3 +308,25 @@ with open({str(target)!r}, "wb") as f:
         delayed, memory = pickle.load(f)
     assert delayed is para_joblib.delayed
     assert memory is para_joblib.Memory
+
+
+def test_switching_on_at_start_loads_nothing_heavy():
+    # Every process of the program (each worker too) pays for the .pth line:
+    # it must register para_joblib's small modules and nothing more.
+    heavy = [
+        "numpy",
+        "loky",
+        "cloudpickle",
+        "para_core",
+        "para_memmap",
+        "para_persist",
+        "para_cache",
+        "concurrent.futures",
+        "importlib.resources",
+        "multiprocessing",
+    ]
+    out = _run(
+        f"import sys; print(sorted(m for m in {heavy!r} if m in sys.modules))",
+        env_value="1",
+    )
+    assert out.stdout.strip() == "[]"
