@@ -263,8 +263,13 @@ import numpy as np
 import joblib
 from joblib.hashing import Hasher
 joblib.dump({{"a": np.arange(10.0)}}, {str(array_file)!r})
+def double(x):
+    return 2 * x
+shelved = joblib.Memory({str(tmp_path / "cache")!r}, verbose=0).cache(
+    double
+).call_and_shelve(21)
 with open({str(ref_file)!r}, "wb") as f:
-    pickle.dump([joblib.parallel.delayed, joblib.memory.Memory, Hasher], f)
+    pickle.dump([joblib.parallel.delayed, joblib.memory.Memory, Hasher, shelved], f)
 """
     )
     raw = array_file.read_bytes()
@@ -278,7 +283,9 @@ import joblib, para_joblib
 data = joblib.load({str(array_file)!r})
 print(data["a"].sum())
 with open({str(ref_file)!r}, "rb") as f:
-    delayed, memory, hasher = pickle.load(f)
+    delayed, memory, hasher, shelved = pickle.load(f)
+assert type(shelved) is para_joblib.MemorizedResult
+assert shelved.get() == 42
 assert delayed is para_joblib.delayed
 assert memory is para_joblib.Memory
 assert hasher is para_joblib.hashing.Hasher
