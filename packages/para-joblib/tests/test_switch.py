@@ -337,3 +337,33 @@ def test_switching_on_at_start_loads_nothing_heavy():
         env_value="1",
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_works_where_the_real_joblib_is_not_installed():
+    # A finder behind ours refuses every joblib name, as an environment
+    # without joblib would: nothing the program imports may need it.
+    out = _run(
+        """
+import sys
+import para_joblib
+para_joblib.install_as_joblib()
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name == "joblib" or name.startswith("joblib."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(1, NotInstalled())
+import joblib
+from joblib import Memory, Parallel, delayed, dump, load
+from joblib.parallel import get_active_backend, mp
+from joblib._parallel_backends import MultiprocessingBackend
+from joblib.pool import MemmappingPool, PicklingPool
+from joblib.externals.loky import get_reusable_executor
+from joblib.func_inspect import filter_args
+from joblib.numpy_pickle import NumpyPickler
+print(Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(3)))
+"""
+    )
+    assert out.stdout.strip() == "[0, 1, 2]"
