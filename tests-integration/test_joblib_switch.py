@@ -22,6 +22,7 @@ pytest.importorskip("sklearn")
 PROGRAM = textwrap.dedent(
     """
     import json, os, sys
+    from pathlib import PurePath
     import numpy as np
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.model_selection import GridSearchCV
@@ -41,8 +42,11 @@ PROGRAM = textwrap.dedent(
                     "joblib": joblib.__name__,
                     "backend": type(backend).__module__ + "." + type(backend).__name__,
                     "real_joblib_loaded": any(
-                        "site-packages/joblib/" in (getattr(m, "__file__", None) or "")
-                        for m in list(sys.modules.values())
+                        ("site-packages", "joblib") in zip(parts, parts[1:])
+                        for parts in (
+                            PurePath(getattr(m, "__file__", None) or "").parts
+                            for m in list(sys.modules.values())
+                        )
                     ),
                 }) + "\\n")
             self.classes_ = np.unique(y)
@@ -126,6 +130,7 @@ def test_gridsearch_runs_on_joblib_without_the_opt_in(tmp_path):
     assert len(workers) == 9
     assert {f["joblib"] for f in fits} == {"joblib"}
     assert {f["backend"].split(".")[0] for f in fits} == {"joblib"}
+    assert all(f["real_joblib_loaded"] for f in fits)  # the probe sees it
 
 
 def test_scikit_learn_version_gate_takes_joblib_1_6_paths(tmp_path):

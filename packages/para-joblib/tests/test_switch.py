@@ -35,23 +35,48 @@ def _run(code: str, env_value: str | None = None, check: bool = True):
     return proc
 
 
+def _run_file(path, env_value: str | None = None):
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    if env_value is not None:
+        env[ENV] = env_value
+    proc = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=path.parent,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 # Prints the names of the real joblib's modules loaded in this process: the
 # switch promises none ever is.
 REAL_JOBLIB_LOADED = """
 def real_joblib_loaded():
     import sys
-    return sorted(
-        name for name, m in sys.modules.items()
-        if "site-packages/joblib/" in (getattr(m, "__file__", None) or "")
-    )
+    from pathlib import PurePath
+
+    def real(module):
+        parts = PurePath(getattr(module, "__file__", None) or "").parts
+        return any(
+            a == "site-packages" and b == "joblib" for a, b in zip(parts, parts[1:])
+        )
+
+    return sorted(name for name, m in list(sys.modules.items()) if real(m))
 """
 
 
 def test_off_by_default_import_joblib_is_the_real_one():
     out = _run(
-        "import sys, joblib; print(joblib.__name__, 'para_joblib' in sys.modules)"
+        REAL_JOBLIB_LOADED
+        + "import sys, joblib\n"
+        + "print(joblib.__name__, 'para_joblib' in sys.modules, real_joblib_loaded())"
     )
-    assert out.stdout.split() == ["joblib", "False"]
+    name, para_loaded, real = out.stdout.split(" ", 2)
+    assert (name, para_loaded) == ("joblib", "False")
+    assert "'joblib'" in real  # the probe used below does see the real one
 
 
 @pytest.mark.parametrize("value", ["0", "", "off"])
@@ -181,53 +206,55 @@ def test_the_pth_file_is_installed_and_costs_nothing_when_off():
 
 # Worker processes: each reports the joblib it imports and the module a
 # function of joblib's resolves to.
-WORKER_PROBE = """
+WORKER_PROBE = (
+    REAL_JOBLIB_LOADED
+    + """
 def probe(_):
-    import sys
     import joblib
     from joblib import parallel
-    files = sorted(
-        n for n, m in sys.modules.items()
-        if "site-packages/joblib/" in (getattr(m, "__file__", None) or "")
-    )
-    return joblib.__name__, parallel.__name__, files
+
+    return joblib.__name__, parallel.__name__, real_joblib_loaded()
 """
+)
 
 
 @pytest.mark.parametrize("how", ["env", "install"])
 @pytest.mark.parametrize(
     "backend", ["loky", "multiprocessing", "multiprocessing-spawn", "memmapping-pool"]
 )
-def test_worker_processes_run_on_para_too(how, backend):
-    code = (
+def test_worker_processes_run_on_para_too(how, backend, tmp_path):
+    # A script file, so that spawned children (the default on macOS and
+    # Windows) can import the probe from the main module.
+    script = tmp_path / "program.py"
+    script.write_text(
         (
-            "import para_joblib; para_joblib.install_as_joblib()\n"
+            "import para_joblib\npara_joblib.install_as_joblib()\n"
             if how == "install"
             else ""
         )
         + WORKER_PROBE
         + f"""
 import multiprocessing
+
 import joblib
-backend = {backend!r}
-if backend == "memmapping-pool":
-    with joblib.pool.MemmappingPool(2) as pool:
-        out = pool.map(probe, range(2))
-elif backend == "multiprocessing-spawn":
-    ctx = multiprocessing.get_context("spawn")
-    with joblib.parallel_config("multiprocessing", context=ctx):
-        out = joblib.Parallel(n_jobs=2)(joblib.delayed(probe)(i) for i in range(2))
-else:
-    out = joblib.Parallel(n_jobs=2, backend=backend)(
-        joblib.delayed(probe)(i) for i in range(2)
-    )
-print(sorted(set(repr(o) for o in out)))
+
+if __name__ == "__main__":
+    backend = {backend!r}
+    if backend == "memmapping-pool":
+        with joblib.pool.MemmappingPool(2) as pool:
+            out = pool.map(probe, range(2))
+    elif backend == "multiprocessing-spawn":
+        ctx = multiprocessing.get_context("spawn")
+        with joblib.parallel_config("multiprocessing", context=ctx):
+            out = joblib.Parallel(n_jobs=2)(joblib.delayed(probe)(i) for i in range(2))
+    else:
+        out = joblib.Parallel(n_jobs=2, backend=backend)(
+            joblib.delayed(probe)(i) for i in range(2)
+        )
+    print(sorted(set(repr(o) for o in out)))
 """
     )
-    if backend == "multiprocessing-spawn":
-        code = "if __name__ == '__main__':\n" + textwrap.indent(code, "    ")
-        code = WORKER_PROBE + code
-    out = _run(code, env_value="1" if how == "env" else None)
+    out = _run_file(script, env_value="1" if how == "env" else None)
     assert out.stdout.strip() == repr(
         [repr(("para_joblib", "para_joblib.parallel", []))]
     )
