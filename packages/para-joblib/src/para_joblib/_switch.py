@@ -59,6 +59,9 @@ _PROVIDED = (
     "._store_backends",
 )
 
+# This package's import name (a vendored copy answers for joblib just as well).
+_PACKAGE = __package__ or "para_joblib"
+
 _lock = threading.Lock()
 
 
@@ -71,7 +74,7 @@ def _target(fullname: str) -> str:
     for prefix, real in _RENAMED.items():
         if fullname == prefix or fullname.startswith(prefix + "."):
             return real + fullname[len(prefix) :]
-    return "para_joblib" + fullname[len("joblib") :]
+    return _PACKAGE + fullname[len("joblib") :]
 
 
 class _JoblibFinder:
@@ -133,8 +136,7 @@ def is_installed() -> bool:
 
 def _foreign_joblib() -> list[str]:
     """Names of real-joblib modules already in ``sys.modules``."""
-    import para_joblib
-
+    ours = sys.modules[_PACKAGE]
     left = []
     for name, module in list(sys.modules.items()):
         if name != "joblib" and not name.startswith("joblib."):
@@ -142,7 +144,7 @@ def _foreign_joblib() -> list[str]:
         if module is None:  # a failed import's placeholder
             continue
         real = sys.modules.get(_target(name))
-        if module is not real and module is not para_joblib:
+        if module is not real and module is not ours:
             left.append(name)
     return sorted(left)
 
@@ -194,7 +196,7 @@ def install_as_joblib() -> None:
             sys.meta_path.insert(0, _FINDER)
             for suffix in _PROVIDED:
                 sys.modules["joblib" + suffix] = importlib.import_module(
-                    "para_joblib" + suffix
+                    _PACKAGE + suffix
                 )
         elif sys.meta_path[0] is not _FINDER:
             # Something went in front since: the alias must be asked first.

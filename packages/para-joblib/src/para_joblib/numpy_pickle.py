@@ -34,7 +34,7 @@ __all__ = [
 # joblib's pickler is para_joblib's own (on para_persist's wrapper class).
 _TABLE = {
     **dict.fromkeys(__all__, _PERSIST),
-    "NumpyPickler": ("para_joblib._numpy_pickler",),
+    "NumpyPickler": (f"{__package__}._numpy_pickler",),
 }
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)

@@ -53,7 +53,7 @@ DEFAULT_THREAD_BACKEND = "threading"
 VALID_BACKEND_HINTS = ("processes", "threads", None)
 VALID_BACKEND_CONSTRAINTS = ("sharedmem", None)
 
-_BACKENDS = ("para_joblib._parallel_backends",)
+_BACKENDS = (f"{__package__}._parallel_backends",)
 _TABLE = {
     **dict.fromkeys(
         [

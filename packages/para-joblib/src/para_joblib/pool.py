@@ -16,7 +16,7 @@ from ._lazy import make_lazy_module
 __all__ = ["MemmappingPool", "PicklingPool"]
 
 # Defined in para_joblib._pools, on top of para_memmap's pool.
-_TABLE = dict.fromkeys(__all__, ("para_joblib._pools",))
+_TABLE = dict.fromkeys(__all__, (f"{__package__}._pools",))
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 
