@@ -165,6 +165,7 @@ def test_small_shm_falls_back_with_a_warning_and_succeeds(monkeypatch):
     with pytest.warns(UserWarning, match="falls back"):
         names = Parallel(n_jobs=2)(delayed(filename_of)(data) for _ in range(2))
     assert names[0].startswith(os.path.abspath(tempfile.gettempdir()))
-    with pytest.warns(UserWarning, match="falls back"):  # once per call
+    data = data + 1  # new data, written again: warned again
+    with pytest.warns(UserWarning, match="falls back"):
         out = Parallel(n_jobs=2)(delayed(slice_sum)(data, i, 2) for i in range(2))
     assert sum(out) == float(data.sum())

@@ -22,11 +22,14 @@ def send(session, obj):
 
 
 def files(session):
+    """Files of the session, and the process's kept copies, under its roots."""
     out = []
+    prefix = f"{storage.PREFIX}{os.getpid()}-"
     for root in {session.folder.root, session.folder.fallback_root()}:
-        path = os.path.join(root, session.folder.name)
-        if os.path.isdir(path):
-            out += [os.path.join(path, n) for n in os.listdir(path)]
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if name.startswith(prefix) and os.path.isdir(path):
+                out += [os.path.join(path, n) for n in os.listdir(path)]
     return sorted(out)
 
 

@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MemmappingPool",
+    "clear_cache",
     "disable",
     "empty",
     "enable",
@@ -67,6 +68,25 @@ def disable() -> None:
     from . import _hook
 
     _hook.disable()
+
+
+def clear_cache() -> None:
+    """Remove now the shared copies of arrays that no running call uses.
+
+    para-memmap keeps the copy it wrote of an argument array for later
+    ``Parallel`` calls (within a budget, see the user guide), and removes it
+    when the array is garbage collected or at exit. Call this to give the
+    memory back sooner. Copies used by an open ``with Parallel(...)`` block
+    stay until it ends.
+
+    Examples
+    --------
+    >>> import para_memmap
+    >>> para_memmap.clear_cache()
+    """
+    from ._registry import registry
+
+    registry().clear()
 
 
 def is_enabled() -> bool:

@@ -1,4 +1,4 @@
-"""One transport session: which arrays were written, and when to forget them.
+"""One transport session: which arrays were sent, and when to forget them.
 
 ::
 
@@ -8,15 +8,17 @@
       np.memmap (or a view of one) -> (file, offset, strides) --> np.memmap view
       ndarray >= max_nbytes:
         seen in this call            -> same file
-        seen in an earlier call and
-        checksum unchanged           -> same file
-        otherwise: write file (+checksum) ---------------------> np.memmap(mode)
+        mmap_mode "r"/"c": the process-wide copy of `a` (_registry): written
+          once, reused by later calls, and by later Parallel objects, while
+          the array is unchanged
+        mmap_mode "r+"/"w+": a file of this session (workers may write it)
+                                   ----------------------> np.memmap(mode)
       anything else                  -> NotImplemented (plain pickle)
 
                                                    ResultReducer(a):
     rebuild_result: map file, unlink  <-- result file --  ndarray >= max_nbytes
     end_call(): drop files of arrays that died or may have been written to
-    close():    remove the session folder(s)
+    close():    release the copies, remove the session folder(s)
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ import numpy as np
 from ._arrays import (
     backing_memmap,
     byte_chunks,
-    checksum,
     rebuild_result,
     rebuild_shared,
     reduce_by_reference,
 )
+from ._registry import Copy, registry
 from ._storage import SHM_HEADROOM, SharedFolder, free_bytes, is_ours, write_array
 
 __all__ = ["MODES", "MemmapSession", "ResultReducer", "check_mmap_mode"]
@@ -83,16 +85,14 @@ def check_max_nbytes(max_nbytes: Any) -> int | None:
 
 @dataclass
 class _Entry:
-    """A file holding a copy of one caller array."""
+    """A file of this session holding a copy of one caller array."""
 
     ref: Any  # weakref to the array
     filename: str
     layout: tuple  # (shape, strides, dtype): an in-place reshape is a change
     order: str
-    checksum: int
     last_call: int
     nbytes: int = 0
-    reusable: bool = True
 
 
 @dataclass
@@ -171,11 +171,15 @@ class MemmapSession:
         self.max_nbytes = check_max_nbytes(max_nbytes)
         self.mmap_mode = check_mmap_mode(mmap_mode)
         self.folder = SharedFolder(temp_folder)
+        self._temp_folder = temp_folder
         # Workers may write into "r+"/"w+" files: their content is no longer
-        # the caller's, so they are never reused by a later call.
+        # the caller's, so they are never reused by a later call. Files that
+        # workers only read are the process's shared copies (see _registry).
         self._reuse = mmap_mode in ("r", "c")
         self._lock = threading.RLock()
         self._entries: dict[int, _Entry] = {}
+        self._held: dict[int, tuple[Copy, int]] = {}  # id(array) -> (copy, call)
+        self._old_holds: list[Copy] = []
         self._retired: list[str] = []
         # Set by begin_call: calls may overlap, so no file is removed early.
         self._overlapping = False
@@ -212,18 +216,42 @@ class MemmapSession:
         ):
             return NotImplemented
         with self._lock:
-            entry = self._file_for(obj)
+            if self._closed:
+                raise RuntimeError("this para-memmap session is closed")
+            if self._reuse:
+                filename, order = self._copy_for(obj)
+            else:
+                entry = self._file_for(obj)
+                filename, order = entry.filename, entry.order
         return rebuild_shared, (
-            entry.filename,
+            filename,
             obj.dtype,
             obj.shape,
-            entry.order,
+            order,
             "r+" if self.mmap_mode == "w+" else self.mmap_mode,
         )
 
+    def _copy_for(self, a: np.ndarray) -> tuple[str, str]:
+        key = id(a)
+        held = self._held.get(key)
+        if held is not None and held[1] == self._call and held[0].ref() is a:
+            return held[0].filename, held[0].order  # validated for this call
+        copy, written = registry().acquire(a, self._temp_folder)
+        if held is not None:
+            if self._overlapping:  # an earlier call may still read it
+                self._old_holds.append(held[0])
+            else:
+                registry().release(held[0])
+        self._held[key] = (copy, self._call)
+        if written:
+            self.stats.written += 1
+            self.stats.bytes_written += a.nbytes
+        else:
+            self.stats.reused += 1
+        return copy.filename, copy.order
+
     def _file_for(self, a: np.ndarray) -> _Entry:
-        if self._closed:
-            raise RuntimeError("this para-memmap session is closed")
+        # "r+"/"w+": workers may write the file, so each call gets a new one.
         key = id(a)
         layout = (a.shape, a.strides, a.dtype)
         entry = self._entries.get(key)
@@ -231,22 +259,16 @@ class MemmapSession:
             if entry.ref() is a and entry.layout == layout:
                 if entry.last_call == self._call:
                     return entry
-                if entry.reusable and checksum(a) == entry.checksum:
-                    entry.last_call = self._call
-                    self.stats.reused += 1
-                    return entry
             self._forget(key)
         order, chunks = byte_chunks(a)
-        filename, hasher = self.folder.write(chunks, a.nbytes)
+        filename, _ = self.folder.write(chunks, a.nbytes, checksum=False)
         entry = _Entry(
             ref=weakref.ref(a),
             filename=filename,
             layout=layout,
             order=order,
-            checksum=hasher.intdigest(),
             last_call=self._call,
             nbytes=a.nbytes,
-            reusable=self._reuse,
         )
         self._entries[key] = entry
         self.stats.written += 1
@@ -279,7 +301,7 @@ class MemmapSession:
     def begin_call(self) -> None:
         """Start a call that may overlap earlier ones (a pool's map or apply).
 
-        Arrays seen before are checked again by checksum, as after
+        Arrays seen before are checked for changes again, as after
         :meth:`end_call`, but no file is removed before :meth:`close`: tasks
         of earlier calls may still be reading them.
         """
@@ -291,9 +313,12 @@ class MemmapSession:
         """Forget what only the finished call needed; keep reusable files."""
         with self._lock:
             for key, entry in list(self._entries.items()):
-                if not entry.reusable or entry.ref() is None:
-                    del self._entries[key]
-                    _unlink(entry.filename)
+                del self._entries[key]
+                _unlink(entry.filename)
+            for key, (copy, _) in list(self._held.items()):
+                if copy.ref() is None:
+                    del self._held[key]
+                    registry().release(copy)
             for filename in self._retired:
                 _unlink(filename)
             self._retired.clear()
@@ -304,6 +329,10 @@ class MemmapSession:
         """Remove every file and folder of the session (idempotent)."""
         with self._lock:
             self._closed = True
+            held = [copy for copy, _ in self._held.values()] + self._old_holds
+            self._held, self._old_holds = {}, []
+            for copy in held:
+                registry().release(copy)
             self._entries.clear()
             self._retired.clear()
             self._pinned.clear()

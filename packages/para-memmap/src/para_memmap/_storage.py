@@ -162,6 +162,10 @@ class SharedFolder:
     def fallback_root(self) -> str:
         return os.path.abspath(tempfile.gettempdir())
 
+    def rearm_warning(self) -> None:
+        """Warn again at the next fallback (a long-lived folder, a new use)."""
+        self._warned = False
+
     def warn_fallback(self, nbytes: int, reason: str) -> None:
         if self._warned:
             return
