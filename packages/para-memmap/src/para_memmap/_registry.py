@@ -242,6 +242,12 @@ class Registry:
         if copy.holders <= 0:
             _unlink(copy.filename)
 
+    def reap(self) -> None:
+        """Remove the unused files of arrays that died."""
+        if self._dead:
+            with self._lock:
+                self._reap()
+
     def _reap(self) -> None:
         while self._dead:
             copy = self._dead.pop()

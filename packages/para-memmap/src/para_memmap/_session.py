@@ -324,6 +324,7 @@ class MemmapSession:
             self._retired.clear()
             self._pinned.clear()
             self._call += 1
+        registry().reap()
 
     def close(self) -> None:
         """Remove every file and folder of the session (idempotent)."""
@@ -333,6 +334,7 @@ class MemmapSession:
             self._held, self._old_holds = {}, []
             for copy in held:
                 registry().release(copy)
+            registry().reap()
             self._entries.clear()
             self._retired.clear()
             self._pinned.clear()
