@@ -142,7 +142,7 @@ def test_unused_copies_stay_within_the_budget(monkeypatch):
 
 def test_budget_setting_errors_name_the_fix(monkeypatch):
     monkeypatch.setenv(_registry.BUDGET_ENV, "lots")
-    with pytest.raises(ValueError, match="PARA_MEMMAP_CACHE_BYTES.*'512M'"):
+    with pytest.raises(ValueError, match=r"PARA_MEMMAP_CACHE_BYTES.*'512M'"):
         _registry.budget("/dev/shm")
     monkeypatch.setenv(_registry.BUDGET_ENV, "512M")
     assert _registry.budget("/dev/shm") == 512 * 2**20
@@ -240,3 +240,25 @@ def test_loky_still_has_the_leak_check_we_adjust():
 
     params = list(inspect.signature(process_executor._get_memory_usage).parameters)
     assert params[:2] == ["pid", "force_gc"]
+
+
+def test_no_numpy_import_where_no_array_can_be():
+    """A program without numpy pays nothing for the transport, nor do workers."""
+    proc = _run(
+        """
+        import sys
+        import para_memmap
+        from para_core import Parallel, delayed
+        para_memmap.enable()
+
+        def has_numpy(i):
+            return "numpy" in sys.modules
+
+        with Parallel(n_jobs=2) as parallel:
+            print(any(parallel(delayed(has_numpy)(i) for i in range(4))))
+            print(any(parallel(delayed(has_numpy)(i) for i in range(4))))
+        print("numpy" in sys.modules)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", "False"]

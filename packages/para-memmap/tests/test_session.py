@@ -205,7 +205,7 @@ def test_result_views_of_user_memmaps_go_by_reference(session, tmp_path):
 
 def test_results_use_the_pipe_when_shm_has_no_room(tmp_path, monkeypatch):
     reducer = ResultReducer(str(tmp_path), 1000, check_room=True)
-    monkeypatch.setattr("para_memmap._session.free_bytes", lambda path: 10)
+    monkeypatch.setattr("para_memmap._results.free_bytes", lambda path: 10)
     assert reducer(np.ones(1000)) is NotImplemented
     assert os.listdir(tmp_path) == []
 

@@ -19,9 +19,12 @@ transport.
 
 from __future__ import annotations
 
-from ._arrays import has_shareable_memory
-from ._pool import MemmappingPool
-from ._shared import empty, zeros
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._arrays import has_shareable_memory
+    from ._pool import MemmappingPool
+    from ._shared import empty, zeros
 
 __version__ = "0.1.0"
 
@@ -35,6 +38,31 @@ __all__ = [
     "is_enabled",
     "zeros",
 ]
+
+
+# Imported on first use: a worker that unpickles our result reducer, or a
+# program that only enables the transport, must not import numpy for nothing.
+_LAZY = {
+    "has_shareable_memory": "_arrays",
+    "MemmappingPool": "_pool",
+    "empty": "_shared",
+    "zeros": "_shared",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'para_memmap' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def enable() -> None:

@@ -18,6 +18,7 @@ go at exit (and with the watchdog, if the process is killed).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -292,10 +293,8 @@ class Registry:
 
 
 def _unlink(filename: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(filename)
-    except FileNotFoundError:
-        pass
 
 
 _registry: Registry | None = None

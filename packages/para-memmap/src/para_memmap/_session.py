@@ -32,55 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import (
-    backing_memmap,
-    byte_chunks,
-    rebuild_result,
-    rebuild_shared,
-    reduce_by_reference,
-)
+from ._arrays import backing_memmap, byte_chunks, rebuild_shared, reduce_by_reference
+from ._options import MODES, check_max_nbytes, check_mmap_mode
 from ._registry import Copy, registry
-from ._storage import SHM_HEADROOM, SharedFolder, free_bytes, is_ours, write_array
+from ._results import ResultReducer
+from ._storage import SharedFolder, is_ours
 
-__all__ = ["MODES", "MemmapSession", "ResultReducer", "check_mmap_mode"]
+__all__ = [
+    "MODES",
+    "MemmapSession",
+    "ResultReducer",
+    "check_max_nbytes",
+    "check_mmap_mode",
+]
 
-MODES = ("r", "r+", "w+", "c")
 _ndarray = np.ndarray
 _memmap = np.memmap
-
-
-def check_mmap_mode(mmap_mode: Any) -> str:
-    if mmap_mode not in MODES:
-        raise ValueError(f"mmap_mode should be one of {MODES}, got {mmap_mode!r}")
-    return mmap_mode
-
-
-_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
-
-
-def check_max_nbytes(max_nbytes: Any) -> int | None:
-    """Bytes as an int (None stays None); "1M"-style strings as joblib reads them."""
-    if max_nbytes is None:
-        return None
-    if isinstance(max_nbytes, str):
-        text = max_nbytes.strip().upper()
-        try:
-            return int(float(text[:-1]) * _UNITS[text[-1]])
-        except (KeyError, ValueError, IndexError):
-            raise ValueError(
-                f"max_nbytes should be a number of bytes, a string such as "
-                f"'1M', '100K' or '2G', or None; got {max_nbytes!r}"
-            ) from None
-    if isinstance(max_nbytes, bool) or not isinstance(
-        max_nbytes, (int, float, np.integer, np.floating)
-    ):
-        raise ValueError(
-            f"max_nbytes should be a number of bytes, a string such as '1M', "
-            f"or None; got {max_nbytes!r}"
-        )
-    if max_nbytes < 0:
-        raise ValueError(f"max_nbytes should be >= 0 or None, got {max_nbytes!r}")
-    return int(max_nbytes)
 
 
 @dataclass
@@ -105,50 +72,6 @@ class _Stats:
     bytes_written: int = 0
 
 
-class ResultReducer:
-    """Picklable reducer that workers apply to the results they send back.
-
-    Arrays at least ``max_nbytes`` large are written to a file in the session
-    folder and rebuilt in the caller without a copy; arrays that are views of a
-    user's own ``np.memmap`` go back by reference.
-    """
-
-    def __init__(self, folder: str, max_nbytes: int, check_room: bool) -> None:
-        self.folder = folder
-        self.max_nbytes = max_nbytes
-        self.check_room = check_room
-
-    def __reduce__(self) -> tuple:
-        return ResultReducer, (self.folder, self.max_nbytes, self.check_room)
-
-    def __call__(self, obj: Any) -> Any:
-        cls = type(obj)
-        if cls is not _ndarray and cls is not _memmap:
-            return NotImplemented
-        if obj.dtype.hasobject or obj.nbytes == 0:
-            return NotImplemented
-        m = backing_memmap(obj)
-        if m is not None and m.filename is not None and not is_ours(m.filename):
-            return reduce_by_reference(obj, m)
-        if obj.nbytes < self.max_nbytes:
-            return NotImplemented
-        if self.check_room:
-            try:
-                if free_bytes(self.folder) < obj.nbytes + SHM_HEADROOM:
-                    return NotImplemented  # no room: the result pipe will do
-            except OSError:
-                return NotImplemented
-        order, chunks = byte_chunks(obj)
-        filename = os.path.join(
-            self.folder, f"r-{os.getpid()}-{os.urandom(8).hex()}.dat"
-        )
-        try:
-            write_array(filename, chunks(), obj.nbytes, checksum=False)
-        except OSError:
-            return NotImplemented
-        return rebuild_result, (filename, obj.dtype, obj.shape, order)
-
-
 class MemmapSession:
     """Transport state of one ``Parallel`` call or ``with Parallel(...)`` block.
 
@@ -160,6 +83,8 @@ class MemmapSession:
         Mode in which workers open the arrays written for them.
     temp_folder : str or None
         Root folder; None picks JOBLIB_TEMP_FOLDER, /dev/shm or the temp dir.
+    folder : SharedFolder, optional
+        The session folder, when it was made before the session.
     """
 
     def __init__(
@@ -167,10 +92,11 @@ class MemmapSession:
         max_nbytes: int | None = 1_000_000,
         mmap_mode: str = "r",
         temp_folder: str | None = None,
+        folder: SharedFolder | None = None,
     ) -> None:
         self.max_nbytes = check_max_nbytes(max_nbytes)
         self.mmap_mode = check_mmap_mode(mmap_mode)
-        self.folder = SharedFolder(temp_folder)
+        self.folder = folder if folder is not None else SharedFolder(temp_folder)
         self._temp_folder = temp_folder
         # Workers may write into "r+"/"w+" files: their content is no longer
         # the caller's, so they are never reused by a later call. Files that
@@ -256,9 +182,12 @@ class MemmapSession:
         layout = (a.shape, a.strides, a.dtype)
         entry = self._entries.get(key)
         if entry is not None:
-            if entry.ref() is a and entry.layout == layout:
-                if entry.last_call == self._call:
-                    return entry
+            if (
+                entry.ref() is a
+                and entry.layout == layout
+                and entry.last_call == self._call
+            ):
+                return entry
             self._forget(key)
         order, chunks = byte_chunks(a)
         filename, _ = self.folder.write(chunks, a.nbytes, checksum=False)

@@ -21,6 +21,7 @@ return False and the caller falls back to a checksum.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -56,7 +57,7 @@ _PM_SCAN_CHECK_WPASYNC = 1 << 1
 
 
 class _ScanArg(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 (ctypes layout of struct pm_scan_arg)
+    _fields_ = [
         (name, ctypes.c_uint64)
         for name in (
             "size",
@@ -76,7 +77,7 @@ class _ScanArg(ctypes.Structure):
 
 
 class _Region(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 (ctypes layout of struct page_region)
+    _fields_ = [
         ("start", ctypes.c_uint64),
         ("end", ctypes.c_uint64),
         ("categories", ctypes.c_uint64),
@@ -133,10 +134,8 @@ def _forget_after_fork() -> None:
     global _state, _pid, _lock
     if _state is not None:
         for fd in _state[1:]:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
     _state, _pid, _lock = None, -1, threading.Lock()
 
 
@@ -246,4 +245,3 @@ def written(lo: int, hi: int) -> bool:
         )
         found = libc.ioctl(pagemap, _PAGEMAP_SCAN, ctypes.byref(arg))
         return found != 0  # < 0 (error) counts as written too
-
