@@ -151,6 +151,36 @@ class Copy:
         else:
             self.trust = "hash"
 
+    def patch(self, a: np.ndarray) -> bool:
+        """Bring the file up to date by writing only what changed in ``a``.
+
+        For watched contiguous arrays whose file nobody reads now; False when
+        the changes cannot all be known (the caller writes a new file).
+        """
+        if self.trust != "watch" or not (a.flags.c_contiguous or a.flags.f_contiguous):
+            return False
+        if (a.shape, a.strides, a.dtype, _address(a)) != self.layout:
+            return False
+        regions = _watch.written_regions(*self.pages)
+        if regions is None:
+            return False
+        head, n_head, b_head, tail, n_tail, b_tail = self.edges  # type: ignore[misc]
+        new_head = ctypes.string_at(head, n_head)
+        new_tail = ctypes.string_at(tail, n_tail)
+        if new_head != b_head:
+            regions.append((head, head + n_head))
+        if new_tail != b_tail:
+            regions.append((tail, tail + n_tail))
+        start = _address(a)
+        fd = os.open(self.filename, os.O_WRONLY)
+        try:
+            for lo, hi in regions:
+                os.pwrite(fd, ctypes.string_at(lo, hi - lo), lo - start)
+        finally:
+            os.close(fd)
+        self.edges = (head, n_head, new_head, tail, n_tail, new_tail)
+        return True
+
     def unchanged(self, a: np.ndarray) -> bool:
         """Whether ``a`` still holds the bytes of this copy."""
         if (a.shape, a.strides, a.dtype, _address(a)) != self.layout:
@@ -183,10 +213,15 @@ class Registry:
             folder = self._folders[root] = SharedFolder(temp_folder)
         return folder
 
-    def acquire(self, a: np.ndarray, temp_folder: str | None) -> tuple[Copy, bool]:
-        """A held copy of ``a``'s current bytes, and whether it was written now.
+    def acquire(
+        self, a: np.ndarray, temp_folder: str | None, mine: Copy | None = None
+    ) -> tuple[Copy, str]:
+        """A held copy of ``a``'s current bytes, and what it took.
 
-        The caller must :meth:`release` it when its workers are done with it.
+        "reused" (unchanged), "patched" (only the changed pages were written
+        into the file: nobody else was reading it; ``mine`` is a copy the
+        caller holds from a call that is over) or "written" (a new file). The
+        caller must :meth:`release` it when its workers are done with it.
         """
         root = resolve_root(temp_folder)[0]
         key = (root, id(a))
@@ -194,10 +229,16 @@ class Registry:
             self._reap()
             copy = self._copies.get(key)
             if copy is not None:
-                if copy.ref() is a and copy.unchanged(a):
-                    self._copies.move_to_end(key)
-                    copy.holders += 1
-                    return copy, False
+                if copy.ref() is a:
+                    if copy.unchanged(a):
+                        self._copies.move_to_end(key)
+                        copy.holders += 1
+                        return copy, "reused"
+                    unused = copy.holders - (copy is mine) <= 0
+                    if unused and copy.patch(a):
+                        self._copies.move_to_end(key)
+                        copy.holders += 1
+                        return copy, "patched"
                 self._retire(key)
             copy = Copy(a, root)
             copy.arm(a)
@@ -215,7 +256,7 @@ class Registry:
             copy.holders = 1
             self._copies[key] = copy
             self._trim()
-            return copy, True
+            return copy, "written"
 
     def _died(self, copy: Copy) -> Any:
         dead = self._dead

@@ -68,6 +68,7 @@ class _Stats:
 
     written: int = 0
     reused: int = 0
+    patched: int = 0  # changed in place: only the written pages were copied
     by_reference: int = 0
     bytes_written: int = 0
 
@@ -162,16 +163,19 @@ class MemmapSession:
         held = self._held.get(key)
         if held is not None and held[1] == self._call and held[0].ref() is a:
             return held[0].filename, held[0].order  # validated for this call
-        copy, written = registry().acquire(a, self._temp_folder)
+        mine = held[0] if held is not None and not self._overlapping else None
+        copy, how = registry().acquire(a, self._temp_folder, mine)
         if held is not None:
             if self._overlapping:  # an earlier call may still read it
                 self._old_holds.append(held[0])
             else:
                 registry().release(held[0])
         self._held[key] = (copy, self._call)
-        if written:
+        if how == "written":
             self.stats.written += 1
             self.stats.bytes_written += a.nbytes
+        elif how == "patched":
+            self.stats.patched += 1
         else:
             self.stats.reused += 1
         return copy.filename, copy.order

@@ -29,7 +29,7 @@ import platform
 import struct
 import threading
 
-__all__ = ["arm", "available", "page_range", "rearm", "written"]
+__all__ = ["arm", "available", "page_range", "rearm", "written", "written_regions"]
 
 _SYSCALL = {"x86_64": 323, "aarch64": 282, "arm64": 282, "riscv64": 282}
 
@@ -53,6 +53,7 @@ _WRITEPROTECT_MODE_WP = 1
 _PAGE_IS_WPALLOWED = 1 << 0
 _PAGE_IS_WRITTEN = 1 << 1
 _PAGE_IS_FILE = 1 << 2
+_PM_SCAN_WP_MATCHING = 1 << 0
 _PM_SCAN_CHECK_WPASYNC = 1 << 1
 
 
@@ -245,3 +246,46 @@ def written(lo: int, hi: int) -> bool:
         )
         found = libc.ioctl(pagemap, _PAGEMAP_SCAN, ctypes.byref(arg))
         return found != 0  # < 0 (error) counts as written too
+
+
+def written_regions(lo: int, hi: int, limit: int = 64) -> list[tuple[int, int]] | None:
+    """The written parts of [lo, hi), protected again as they are reported.
+
+    None when they cannot all be known: a page that is not protectable any
+    more, or more than ``limit`` separate regions (the caller then copies
+    everything, after :func:`arm` again).
+    """
+    with _lock:
+        state = _open()
+        if state is None:
+            return None
+        libc, _, pagemap = state
+        regions = (_Region * limit)()
+        arg = _ScanArg(
+            size=ctypes.sizeof(_ScanArg),
+            flags=_PM_SCAN_CHECK_WPASYNC,
+            start=lo,
+            end=hi,
+            vec=ctypes.addressof(regions),
+            vec_len=1,
+            max_pages=1,
+            category_inverted=_PAGE_IS_WPALLOWED,
+            category_anyof_mask=_PAGE_IS_WPALLOWED | _PAGE_IS_FILE,
+            return_mask=_PAGE_IS_WPALLOWED | _PAGE_IS_FILE,
+        )
+        if libc.ioctl(pagemap, _PAGEMAP_SCAN, ctypes.byref(arg)) != 0:
+            return None  # some page cannot be protected (or an error)
+        arg = _ScanArg(
+            size=ctypes.sizeof(_ScanArg),
+            flags=_PM_SCAN_CHECK_WPASYNC | _PM_SCAN_WP_MATCHING,
+            start=lo,
+            end=hi,
+            vec=ctypes.addressof(regions),
+            vec_len=limit,
+            category_mask=_PAGE_IS_WRITTEN,
+            return_mask=_PAGE_IS_WRITTEN,
+        )
+        found = libc.ioctl(pagemap, _PAGEMAP_SCAN, ctypes.byref(arg))
+        if found < 0 or arg.walk_end < hi:
+            return None  # stopped early: regions beyond are unknown
+        return [(regions[i].start, regions[i].end) for i in range(found)]
