@@ -6,10 +6,11 @@
     para_memmap.enable()            # once: para-core's process backends use it
 
     caller                               /dev/shm/para-memmap-<pid>-<id>/
-    Parallel(...)(delayed(f)(big) ...)     a-<id>.dat  written once per array
-        -> workers get np.memmap views  <-  (reused while its checksum holds)
+    Parallel(...)(delayed(f)(big) ...)     a-<id>.dat  written once per array,
+        -> workers get np.memmap views  <-  kept for later calls while the
+                                            array lives and is unchanged
         <- large results                    r-<id>.dat  mapped, then unlinked
-    end of call / with-block / crash  ->  folder removed
+    end of call / with-block -> results folder removed; exit / crash -> all
 
 ``empty``/``zeros`` allocate arrays directly in shared memory (they travel by
 name, with no copy); ``has_shareable_memory`` tells whether an array is backed

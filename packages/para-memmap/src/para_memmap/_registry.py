@@ -35,6 +35,9 @@ from ._storage import SharedFolder, resolve_root
 __all__ = ["Copy", "budget", "frozen", "registry"]
 
 BUDGET_ENV = "PARA_MEMMAP_CACHE_BYTES"
+# Smaller arrays are checksummed (well under a millisecond): each protected
+# range costs the process a split of its memory mappings, which should stay few.
+WATCH_MIN_BYTES = 8 * 2**20
 _DEFAULT_BUDGET = 2 * 2**30
 _UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -131,7 +134,11 @@ class Copy:
         lo, hi = byte_span(a)
         inner_lo = lo + (-lo) % _watch.PAGE
         inner_hi = hi - hi % _watch.PAGE
-        if inner_hi > inner_lo and _watch.arm(inner_lo, inner_hi):
+        if (
+            a.nbytes >= WATCH_MIN_BYTES
+            and inner_hi > inner_lo
+            and _watch.arm(inner_lo, inner_hi)
+        ):
             # Pages shared with other objects are compared byte by byte: a
             # neighbour's write must not look like a change of ours.
             head_end = min(inner_lo, hi)
