@@ -66,7 +66,10 @@ class CoreSession(TransportSession):
         return self.session.stats
 
     def reduce_task_object(self, obj: Any) -> Any:
-        return self.session.reduce_task_object(obj)
+        session = self._session
+        if session is None:
+            session = self.session
+        return session.reduce_task_object(obj)
 
     @property
     def result_reducer(self) -> Any:  # type: ignore[override]
