@@ -55,11 +55,11 @@ def _our_paths(pid):
 def _start_caller():
     proc = subprocess.Popen([sys.executable, "-c", CALLER])
     deadline = time.monotonic() + 60
-    # Wait until the call is under way: its folder and the workers exist.
+    # Wait until the call is under way: the copy of `data` (a file of its own
+    # beside the empty() array) and the workers exist.
     while time.monotonic() < deadline:
         paths = _our_paths(proc.pid)
-        folders = [p for p in paths if os.path.isdir(p)]
-        if folders and any(os.listdir(f) for f in folders):
+        if sum(os.path.isfile(p) for p in paths) >= 2:
             workers = psutil.Process(proc.pid).children(recursive=True)
             # Both loky workers must exist, or one started later escapes _reap.
             if sum("LokyProcess" in _cmdline(w) for w in workers) >= 2:

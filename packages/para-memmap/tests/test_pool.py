@@ -11,14 +11,18 @@ from para_memmap import MemmappingPool, has_shareable_memory
 
 
 def our_files():
-    """Files of this process's para-memmap folders in /dev/shm."""
+    """This process's files in /dev/shm: kept copies and its folders' files."""
     prefix = f"para-memmap-{os.getpid()}-"
-    return [
-        os.path.join(root, name)
-        for root, _, names in os.walk("/dev/shm")
-        if os.path.basename(root).startswith(prefix)
-        for name in names
-    ]
+    out = []
+    for name in os.listdir("/dev/shm"):
+        path = os.path.join("/dev/shm", name)
+        if name.startswith(prefix):
+            out += (
+                [path]
+                if os.path.isfile(path)
+                else [os.path.join(path, n) for n in os.listdir(path)]
+            )
+    return out
 
 
 def describe(a):

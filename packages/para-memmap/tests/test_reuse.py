@@ -41,14 +41,19 @@ def at(a, i):
     return float(a[i])
 
 
-def our_files():
+def our_files(root="/dev/shm"):
+    """This process's files: kept copies (loose) and those of its folders."""
     prefix = f"para-memmap-{os.getpid()}-"
-    return sorted(
-        os.path.join(root, name)
-        for root, _, names in os.walk("/dev/shm")
-        if os.path.basename(root).startswith(prefix)
-        for name in names
-    )
+    out = []
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if not name.startswith(prefix):
+            continue
+        if os.path.isdir(path):
+            out += [os.path.join(path, n) for n in os.listdir(path)]
+        else:
+            out.append(path)
+    return sorted(out)
 
 
 def trust_of(a):
@@ -122,7 +127,7 @@ def test_shared_arrays_are_seen_as_they_are():
         assert parallel(delayed(at)(shared, MID) for _ in "ab") == [9.0, 9.0]
     shared[MID] = 2.0
     assert Parallel(n_jobs=2)(delayed(at)(shared, MID) for _ in "ab") == [2.0, 2.0]
-    assert not our_files()  # by reference: never copied
+    assert our_files() == [shared.filename]  # by reference: never copied
     del shared
 
 

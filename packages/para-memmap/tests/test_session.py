@@ -30,6 +30,8 @@ def files(session):
             path = os.path.join(root, name)
             if name.startswith(prefix) and os.path.isdir(path):
                 out += [os.path.join(path, n) for n in os.listdir(path)]
+            elif name.startswith(prefix):
+                out.append(path)  # a copy kept for later calls
     return sorted(out)
 
 

@@ -10,15 +10,19 @@ separate calls alike (scikit-learn makes a new Parallel per call)::
       "frozen"  read-only all along its base chain, on a read-only buffer
       "hash"    anything else: its checksum is compared (xxh3 / crc32)
 
-A changed array gets a new file (a call still running may read the old one).
-Files nobody uses are kept within a memory budget, least recently used first
-out; a file whose array died is removed at the next call; the session folders
-go at exit (and with the watchdog, if the process is killed).
+A changed array gets its changed pages written into its file when nobody
+reads it, else a new file (a call still running may read the old one). Files
+nobody uses are kept within a memory budget, least recently used first out.
+Each is a file of its own, ``para-memmap-<pid>-<id>.dat`` in the root folder:
+it goes as soon as its array is garbage collected (unless a running call
+uses it: then when the call ends), at exit, or with the watchdog if the
+process is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import atexit
 import ctypes
 import os
 import threading
@@ -212,7 +216,19 @@ class Registry:
         self._copies: OrderedDict[tuple[str, int], Copy] = OrderedDict()
         self._folders: dict[str, SharedFolder] = {}
         self._dead: list[Copy] = []  # filled by weakref callbacks, any thread
+        self._files: set[str] = set()  # every file written and not yet removed
         self._pid = os.getpid()
+        atexit.register(self._remove_all)
+
+    def _remove_all(self) -> None:
+        if os.getpid() == self._pid:
+            for filename in list(self._files):
+                _unlink(filename)
+            self._files.clear()
+
+    def _unlink(self, filename: str) -> None:
+        _unlink(filename)
+        self._files.discard(filename)
 
     def _folder(self, root: str, temp_folder: str | None) -> SharedFolder:
         folder = self._folders.get(root)
@@ -253,9 +269,10 @@ class Registry:
             copy.order = order
             folder = self._folder(root, temp_folder)
             folder.rearm_warning()  # a fallback is worth a warning per copy
-            filename, hasher = folder.write(
+            filename, hasher = folder.write_loose(
                 chunks, a.nbytes, checksum=copy.trust == "hash"
             )
+            self._files.add(filename)
             copy.filename = filename
             if hasher is not None:
                 copy.checksum = hasher.intdigest()
@@ -270,9 +287,14 @@ class Registry:
         ref = weakref.ref(copy)
 
         def callback(_: Any) -> None:
+            # May run in any thread, inside any code (the garbage collector):
+            # no lock here, only the file goes now if no running call uses it;
+            # the bookkeeping waits for the registry's next call.
             c = ref()
             if c is not None:
-                dead.append(c)  # list.append: safe from any thread or GC pass
+                dead.append(c)  # list.append: atomic
+                if c.holders <= 0:
+                    _unlink(c.filename)
 
         return callback
 
@@ -281,7 +303,7 @@ class Registry:
         with self._lock:
             copy.holders -= 1
             if copy.holders <= 0 and copy.retired:
-                _unlink(copy.filename)
+                self._unlink(copy.filename)
             self._reap()
             self._trim()
 
@@ -289,7 +311,7 @@ class Registry:
         copy = self._copies.pop(key)
         copy.retired = True
         if copy.holders <= 0:
-            _unlink(copy.filename)
+            self._unlink(copy.filename)
 
     def reap(self) -> None:
         """Remove the unused files of arrays that died."""
@@ -328,10 +350,6 @@ class Registry:
             for key, copy in list(self._copies.items()):
                 if copy.holders <= 0:
                     self._retire(key)
-            kept = {root for root, _ in self._copies}
-            for root in list(self._folders):
-                if root not in kept:
-                    self._folders.pop(root).remove()
 
     def nbytes(self) -> int:
         """Bytes of the copies currently kept (used or not)."""
