@@ -21,8 +21,8 @@ process is killed.
 
 from __future__ import annotations
 
-import contextlib
 import atexit
+import contextlib
 import ctypes
 import os
 import threading
