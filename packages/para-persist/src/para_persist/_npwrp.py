@@ -442,15 +442,23 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
             or not isinstance(state, tuple)
         ):
             raise CorruptFileError(f"bad compressed array metadata in {path!r}")
-        arr = _np_reconstruct(np)(*init_args)
         with open(path, "rb") as fh:
             data = read_zfile(fh)
+        if ctx.rules is not None:  # safe load: the checking stand-ins
+            arr = ctx.rules.reconstruct(*init_args)
+            ctx.rules.build(arr, (*state, data))
+            return arr
+        from ._safe import check_array_state
+
+        arr = _np_reconstruct(np)(*init_args)
+        check_array_state(np, arr, (*state, data))
         arr.__setstate__((*state, data))
         return arr
     allow_mmap = w.__dict__.get("allow_mmap", True)
+    mode = "r+" if ctx.mmap_mode == "w+" else ctx.mmap_mode  # never truncate
     arr = np.load(
         path,
-        mmap_mode=ctx.mmap_mode if allow_mmap else None,
+        mmap_mode=mode if allow_mmap else None,
         allow_pickle=not ctx.safe,
     )
     subclass = w.__dict__.get("subclass", np.ndarray)
