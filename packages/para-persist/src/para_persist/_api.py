@@ -29,7 +29,13 @@ from ._errors import CorruptFileError, UnsafeLoadError
 from ._index import BufferFile, read_index, skip_trailer
 from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
-from ._unpickler import _Ctx, _FastUnpickler, _StreamUnpickler, normalize_allowed
+from ._unpickler import (
+    _Ctx,
+    _FastUnpickler,
+    _SafeUnpickler,
+    normalize_allowed,
+    stream_unpickler,
+)
 
 __all__ = ["dump", "load"]
 
@@ -273,7 +279,9 @@ def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     # Big arrays are read with plain syscalls straight into their buffer;
     # the buffered reader is not used past this point.
     ctx.file = getattr(f, "raw", f)
-    obj = _FastUnpickler(io.BytesIO(data), ctx).load()
+    # Safe loads: the same checked bytes, read by the checking unpickler.
+    unpickler = _SafeUnpickler if ctx.safe else _FastUnpickler
+    obj = unpickler(io.BytesIO(data), ctx).load()
     if ctx.seg_i != len(ctx.segments or ()):
         raise CorruptFileError("file has more raw array blocks than arrays")
     return obj
@@ -283,7 +291,7 @@ def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
     ctx.stream = dec
-    obj = _StreamUnpickler(dec, ctx).load()
+    obj = stream_unpickler(dec, ctx).load()
     if para:
         skip_trailer(dec, ctx)
     # Read to the end so the compressor checks its end marker and checksum:
@@ -311,7 +319,7 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
         )
         stream = io.BytesIO(read_zfile(f))
         ctx.stream, ctx.file_size, ctx.mmap_mode = stream, None, None
-        return _StreamUnpickler(stream, ctx).load()
+        return stream_unpickler(stream, ctx).load()
     if kind is not None:
         if ctx.mmap_mode is not None:
             warnings.warn(
@@ -324,11 +332,7 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             start = f.tell()
             found = _zstdframes.frames(f, start, f.seek(0, io.SEEK_END))
             total = sum(size for _, _, size in found)
-            if (
-                0 < total <= _IN_MEMORY
-                and all(size >= 0 for _, _, size in found)
-                and not ctx.safe
-            ):
+            if 0 < total <= _IN_MEMORY and all(size >= 0 for _, _, size in found):
                 # Frames of known, moderate size: decompressed (side by side)
                 # straight into the buffer the arrays will be views of.
                 buf = _zstdframes.decompress_into(f, found)
@@ -341,17 +345,14 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             return _load_compressed(dec, ctx)
         finally:
             dec.close()
-    if is_path and head.startswith(HEAD) and not ctx.safe:
-        # The C unpickler cannot check what numpy is handed; the checksum
-        # guards against damage but not against a crafted file, so safe
-        # loads take the stream unpickler, which checks array states.
+    if is_path and head.startswith(HEAD):
         return _fast_load(f, os.fstat(f.fileno()).st_size, ctx)
     try:
         ctx.file_size = os.fstat(f.fileno()).st_size
     except (OSError, AttributeError, io.UnsupportedOperation):
         ctx.file_size = None
     ctx.stream = f
-    obj = _StreamUnpickler(f, ctx).load()
+    obj = stream_unpickler(f, ctx).load()
     if head.startswith(HEAD):
         skip_trailer(f, ctx)
     return obj
@@ -459,7 +460,7 @@ def load(
         allowed=allowed,
     )
     buf = None
-    if is_path and mmap_mode is None and not ctx.safe:
+    if is_path and mmap_mode is None:
         # Small para files (every cache hit of a scalar result): open, fstat,
         # one read, close; index, CRC and unpickling then run in memory.
         buf = _read_small(filename)
