@@ -276,3 +276,9 @@ def write_stream(
     splicer.start()
     _ParaPickler(splicer, protocol, shuffle).dump(value)
     splicer.finish()
+
+
+def wrap_pickle(data: bytes) -> bytes:
+    """A whole pickle without arrays laid out as a para file (for tests)."""
+    crc = zlib.crc32(data, zlib.crc32(HEAD))
+    return HEAD + data + FOOTER.pack(0, len(HEAD) + len(data), crc, MAGIC)

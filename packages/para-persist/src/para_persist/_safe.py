@@ -254,6 +254,8 @@ class SafeRules:
         }
         self._checked_calls = {id(f): f for f in self._stand_ins.values()}
         self.placeholder_types: tuple[type, ...] = ()
+        # Placeholders of a para file built but not yet replaced by their array.
+        self.placeholders: set[int] = set()
 
     # -- naming ---------------------------------------------------------------
     def resolve(self, module: str, name: str, importer: Any) -> Any:
@@ -295,7 +297,12 @@ class SafeRules:
             return  # the stand-in checks its own arguments
         check = _CALLS.get(func)
         if check is None or not check(self, args):
-            raise _refuse(f"call of {_name(func)} with {_types(args)}")
+            name = _name(func)
+            raise UnsafeLoadError(
+                f"refused call of {name} with {_types(args)}: trusted=False only "
+                "calls data constructors with checked arguments. If you trust "
+                f"this file's use of it, pass allowed_globals=[{name}]."
+            )
 
     def check_new(self, cls: Any, args: Any, kwargs: Any = None) -> None:
         """Refuse a NEWOBJ / NEWOBJ_EX that is not a data constructor."""
@@ -433,6 +440,7 @@ class SafeRules:
         if isinstance(inst, self.placeholder_types):
             if type(state) is not dict:
                 raise CorruptFileError("bad array metadata")
+            self.placeholders.add(id(inst))
             return False
         if self._allowed(type(inst)) and not isinstance(inst, type):
             return False
@@ -472,7 +480,7 @@ _BASES = (dict, list, set, frozenset, tuple, int, float, complex, str, bytes)
 
 def _name(obj: Any) -> str:
     mod = getattr(obj, "__module__", None)
-    name = getattr(obj, "__qualname__", None) or type(obj).__name__
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"'{mod}.{name}'" if mod else f"'{name}'"
 
 

@@ -151,7 +151,7 @@ def _unwrap(a: Any, *args: Any) -> Any:
     return numpy.asanyarray(a, *args)
 
 
-def _safe_unwrap(unwrap: Any) -> Any:
+def _safe_unwrap(unwrap: Any, rules: SafeRules) -> Any:
     """The ``numpy.asanyarray`` stand-in of a safe load: it only passes on
     the array that a placeholder was replaced by (joblib's own use)."""
 
@@ -166,6 +166,7 @@ def _safe_unwrap(unwrap: Any) -> Any:
                 "refused numpy.asanyarray with arguments from the file "
                 "(trusted=False only rebuilds data)"
             )
+        rules.placeholders.discard(id(a))
         return unwrap(a, *args)
 
     return asanyarray
@@ -209,7 +210,9 @@ def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
     if (module, name) == ("numpy", "asanyarray"):
         if ctx.rules is not None:
             rules = ctx.rules
-            return rules.checked("asanyarray", lambda: _safe_unwrap(ctx.unwrapper()))
+            return rules.checked(
+                "asanyarray", lambda: _safe_unwrap(ctx.unwrapper(), rules)
+            )
         return ctx.unwrapper()
     if ctx.rules is not None:
         return ctx.rules.resolve(module, name, default)
