@@ -281,9 +281,14 @@ def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     ctx.file = getattr(f, "raw", f)
     # Safe loads: the same checked bytes, read by the checking unpickler.
     unpickler = _SafeUnpickler if ctx.safe else _FastUnpickler
-    obj = unpickler(io.BytesIO(data), ctx).load()
+    stream = io.BytesIO(data)
+    obj = unpickler(stream, ctx).load()
     if ctx.seg_i != len(ctx.segments or ()):
         raise CorruptFileError("file has more raw array blocks than arrays")
+    if stream.tell() != len(data):
+        raise CorruptFileError("file has data after the end of its pickle")
+    if ctx.rules is not None and ctx.rules.placeholders:
+        raise CorruptFileError("array placeholder without its data")
     return obj
 
 
