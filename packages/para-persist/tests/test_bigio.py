@@ -12,7 +12,7 @@ import pytest
 np = pytest.importorskip("numpy")
 
 import para_persist  # noqa: E402
-from para_persist import CorruptFileError, _bigio, dump, load  # noqa: E402
+from para_persist import CorruptFileError, _bigio, _checksum, dump, load  # noqa: E402
 
 N = 300_000  # float64 items: 2.4 MB, many pieces at the sizes set below
 
@@ -21,7 +21,10 @@ N = 300_000  # float64 items: 2.4 MB, many pieces at the sizes set below
 def small_pieces(monkeypatch):
     """Thresholds scaled down so that small arrays take the threaded path."""
     monkeypatch.setattr(_bigio, "THREADED_MIN", 1024**2)
-    monkeypatch.setattr(_bigio, "_PIECE", 256 * 1024 + 8)  # not page aligned
+    # Not page aligned; a piece is a checksum chunk (the file's sums then use
+    # this chunk size too, written and read in this process).
+    monkeypatch.setattr(_bigio, "_PIECE", 256 * 1024 + 8)
+    monkeypatch.setattr(_checksum, "CHUNK", 256 * 1024 + 8)
     monkeypatch.setattr(_bigio, "_POPULATE", 64 * 1024)
     before = threading.active_count()
     yield

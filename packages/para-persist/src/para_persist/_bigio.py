@@ -29,11 +29,14 @@ import sys
 import threading
 from typing import Any
 
+from . import _checksum
 from ._errors import CorruptFileError
 
 # Blocks smaller than this are written/read with one plain call.
 THREADED_MIN = 64 * 1024**2
-_PIECE = 8 * 1024**2  # unit of work taken from the shared cursor
+# Unit of work taken from the shared cursor; pieces start at multiples of
+# it, so that each is one chunk of the block's checksum (see _checksum).
+_PIECE = _checksum.CHUNK
 _POPULATE = 1024**2  # mapped pages are populated, then filled, by this much
 # Linux >= 5.14; the value is fixed by the kernel ABI.
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
@@ -66,7 +69,7 @@ class _Cursor:
     def back(self) -> tuple[int, int]:
         with self.lock:
             hi = self.hi
-            lo = max(hi - _PIECE, self.lo)
+            lo = max((hi - 1) // _PIECE * _PIECE, self.lo)
             self.hi = lo
         return lo, hi
 
@@ -104,22 +107,25 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done += _pwrite(fd, view[done:], offset + done)  # type: ignore[misc]
 
 
-def write_at(fd: int, offset: int, data: Any) -> None:
+def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
     """Write ``data`` (flat uint8 numpy array) at ``offset`` of ``fd``.
 
     The file is extended to ``offset + data.size``; the file position is
-    neither used nor moved.
+    neither used nor moved. Returns the chunk digests of ``data`` (each side
+    sums the pieces it writes, while they are in cache).
     """
     view = memoryview(data).cast("B")
     n = len(view)
     os.ftruncate(fd, offset + n)
     cursor = _Cursor(n)
+    sums = [0] * _checksum.count(n)
 
     def front() -> None:
         while True:
             lo, hi = cursor.front()
             if lo >= hi:
                 return
+            sums[lo // _PIECE] = _checksum.digest(algo, view[lo:hi])
             _pwrite_all(fd, view[lo:hi], offset + lo)
 
     def back() -> None:
@@ -129,6 +135,7 @@ def write_at(fd: int, offset: int, data: Any) -> None:
                 lo, hi = cursor.back()
                 if lo >= hi:
                     return
+                sums[lo // _PIECE] = _checksum.digest(algo, view[lo:hi])
                 if mapped is not None:
                     done = mapped.fill(data, lo, hi)
                     if done == hi:
@@ -143,6 +150,7 @@ def write_at(fd: int, offset: int, data: Any) -> None:
                 mapped.close()
 
     _run(cursor, front, back)
+    return sums
 
 
 class _Mapping:
@@ -182,13 +190,16 @@ def _map(fd: int, offset: int, n: int) -> _Mapping | None:
         return None
 
 
-def read_at(fd: int, offset: int, out: Any) -> None:
+def read_at(fd: int, offset: int, out: Any, check: Any = None) -> None:
     """Fill ``out`` (flat uint8 array) with the bytes at ``offset`` of ``fd``.
+
+    ``check(lo, hi)``, if given, is called on each piece read (a chunk of
+    the block's checksum) while it is in cache.
 
     Raises
     ------
     CorruptFileError
-        If the file ends before ``out`` is full.
+        If the file ends before ``out`` is full (or ``check`` raises it).
     """
     view = memoryview(out).cast("B")
     cursor = _Cursor(len(view))
@@ -210,6 +221,8 @@ def read_at(fd: int, offset: int, out: Any) -> None:
                 if lo >= hi:
                     return
                 read(lo, hi)
+                if check is not None:
+                    check(lo, hi)
 
         return run
 

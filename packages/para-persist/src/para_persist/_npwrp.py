@@ -21,7 +21,7 @@ import warnings
 import zlib
 from typing import Any
 
-from . import _bigio
+from . import _bigio, _checksum
 from ._errors import CorruptFileError
 
 __all__ = [
@@ -212,14 +212,20 @@ def _read_big_segment(
         flat = u8.view(dtype)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     flat = np.empty(math.prod(shape), dtype=dtype)
+    u8 = flat.view(np.uint8)
     if shuffle is None and nbytes >= _bigio.THREADED_MIN and _bigio.available(True):
-        _bigio.read_at(f.fileno(), data_offset, flat.view(np.uint8))
+        # Each thread checks the chunks it reads while they are in cache.
+        def check(lo: int, hi: int) -> None:
+            _checksum.check_block(ctx, offset, u8, lo, hi)
+
+        _bigio.read_at(f.fileno(), data_offset, u8, check)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     f.seek(data_offset)
     if shuffle is not None:
-        _read_shuffled(np, f, flat, shuffle)
+        _read_shuffled(np, f, flat, shuffle)  # zstd: frames carry checksums
     else:
         _readinto_exact(f, flat, "array data")
+        _checksum.check_block(ctx, offset, u8)
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 
@@ -342,6 +348,9 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
         pad = f.read(1)
         if len(pad) != 1 or len(f.read(pad[0])) != pad[0]:
             raise CorruptFileError("file truncated in array padding")
+    big = aligned and 1 + pad[0] + nbytes > SMALL_BLOCK
+    if big:  # a para stream lists the digests of its big blocks
+        ctx.stream_digests += _checksum.count(nbytes)
     if ctx.file_size is not None and f.tell() + nbytes > ctx.file_size:
         raise CorruptFileError(
             f"array of {nbytes} bytes does not fit in the "
@@ -358,9 +367,14 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
             )
         arr = _memmap(np, ctx, dtype, shape, order, offset)
         f.seek(offset + nbytes)
+        if big:
+            ctx.stream_blocks.append((None, _checksum.count(nbytes)))
         return _finish(np, arr, w.subclass, False)
     flat = np.empty(math.prod(shape), dtype=dtype)
     shuffle = w.__dict__.get("para_shuffle")
+    if big:  # checked against the digests at the end of the stream
+        u8 = flat.view(np.uint8) if shuffle is None else None
+        ctx.stream_blocks.append((u8, _checksum.count(nbytes)))
     if shuffle is not None:
         _read_shuffled(np, f, flat, shuffle)
     elif (

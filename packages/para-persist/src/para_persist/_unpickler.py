@@ -110,6 +110,15 @@ class _Ctx:
         self.stream: Any = None  # sequential stream of the stream path
         self.file_size: int | None = None
         self.arrays_read = 0
+        # Checksums of a para file (see _checksum): algorithm (None: do not
+        # check), digests of each big block by offset, digests a stream has.
+        self.algo: int | None = None
+        self.block_sums: dict[int, list[int]] = {}
+        self.stream_digests = 0
+        self.para_stream = False  # a para file read as a stream (file object)
+        # Big blocks a para stream read (flat uint8 views; None: not checked).
+        self.stream_blocks: list[Any] = []
+        self.index: Any = None  # the checked footer of a para file
         self._classes: dict[str, type] = {}
         self.rules = SafeRules(allowed, native) if safe else None
 
