@@ -26,7 +26,7 @@ from typing import Any
 from . import _bigio, _compressors, _zstdframes
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
-from ._index import BufferFile, read_index, skip_trailer
+from ._index import BufferFile, mark_writable, read_index, skip_trailer
 from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
 from ._unpickler import (
@@ -135,13 +135,14 @@ def _write_to(
         big = None
         if own_file and _bigio.available(reading=False):
 
-            def big(u8: Any) -> None:
+            def big(u8: Any, algo: int) -> list[int]:
                 # The temp file dump opened: big arrays go in with two
                 # threads at their offset, then the file object moves on.
                 raw.flush()
                 pos = raw.tell()
-                _bigio.write_at(raw.fileno(), pos, u8)
+                digests = _bigio.write_at(raw.fileno(), pos, u8, algo)
                 raw.seek(pos + u8.size)
+                return digests
 
         write_stream(value, raw, proto, base, sliced=False, shuffle=False, big=big)
         return
@@ -276,6 +277,8 @@ def _read_small(filename: Any) -> bytearray | None:
 def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     """Check the index of a para file and run the C unpickler on it."""
     data = read_index(f, size, ctx)
+    if ctx.mmap_mode in ("r+", "w+"):
+        mark_writable(ctx, size)
     # Big arrays are read with plain syscalls straight into their buffer;
     # the buffered reader is not used past this point.
     ctx.file = getattr(f, "raw", f)
@@ -296,6 +299,7 @@ def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
     ctx.stream = dec
+    ctx.para_stream = para
     obj = stream_unpickler(dec, ctx).load()
     if para:
         skip_trailer(dec, ctx)
@@ -357,8 +361,9 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
     except (OSError, AttributeError, io.UnsupportedOperation):
         ctx.file_size = None
     ctx.stream = f
+    ctx.para_stream = head.startswith(HEAD)
     obj = stream_unpickler(f, ctx).load()
-    if head.startswith(HEAD):
+    if ctx.para_stream:
         skip_trailer(f, ctx)
     return obj
 
