@@ -46,10 +46,6 @@ def _overwrite_middle(path: str, n: int = 64) -> None:
 def test_damaged_output_is_recomputed_with_a_warning(tmp_path, n_items, backend):
     if backend == "fsspec":
         pytest.importorskip("fsspec")
-        if n_items < 10_000:
-            # Stores other than "local" hand load a file object: its pickle
-            # bytes and small arrays are not summed on that path (yet).
-            pytest.skip("file objects: only big array blocks are checked")
         location = "file://" + str(tmp_path / "cache")
     else:
         location = str(tmp_path / "cache")

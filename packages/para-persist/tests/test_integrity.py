@@ -65,18 +65,21 @@ def test_one_flipped_bit_at_every_4k_offset_never_changes_a_value(folder, big_it
         bad = bytearray(data)
         bad[offset] ^= 1 << (n % 8)
         path.write_bytes(bad)
-        for trusted in (True, False):
+        # By path (read by the index) and from a file object (as a stream).
+        for source, trusted in [(path, True), (path, False), (bad, True)]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    got = load(path, trusted=trusted)
+                    if isinstance(source, bytearray):
+                        source = io.BytesIO(source)
+                    got = load(source, trusted=trusted)
             except CorruptFileError:
                 refused += 1
                 continue
             if _equal(got, value):
                 same += 1
             else:
-                changed.append((offset, trusted))
+                changed.append((offset, type(source).__name__, trusted))
     assert not changed, f"silently changed values at offsets {changed}"
     # Nearly every flip lands in checked bytes; a few may land in joblib's
     # padding or in the HEAD string, which change nothing.

@@ -36,7 +36,13 @@ from ._pickler import (
 )
 from ._unpickler import _Ctx
 
-__all__ = ["BufferFile", "mark_writable", "read_index", "skip_trailer"]
+__all__ = [
+    "BufferFile",
+    "SummedStream",
+    "mark_writable",
+    "read_index",
+    "skip_trailer",
+]
 
 
 class _Index:
@@ -297,9 +303,74 @@ def mark_writable(ctx: _Ctx, size: int) -> None:
         os.close(fd)
 
 
+class SummedStream:
+    """A para stream (file object, compressor) that sums what is read from it.
+
+    The reader says where the bytes go (``sum_into``): the structure sum
+    (pickle bytes), the small blocks' sum, or none (a big block's data, which
+    is checked against its digests); see ``_checksum``. Sums are computed
+    with this Python's best algorithm; a file summed with another one is
+    checked for its big blocks only.
+    """
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.algo = _checksum.best()
+        self.structure = _checksum.Running(self.algo)
+        self.small = _checksum.Running(self.algo)
+        self._to: Any = self.structure.update
+
+    def sum_into(self, where: str | None) -> None:
+        self._to = {"structure": self.structure.update, "small": self.small.update}.get(
+            where  # type: ignore[arg-type]
+        )
+
+    def add(self, data: bytes, small: bool) -> None:
+        (self.small if small else self.structure).update(data)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if self._to is not None:
+            self._to(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._f.readline(*args)
+        if self._to is not None:
+            self._to(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        if self._to is not None and n:
+            with memoryview(b) as view:
+                self._to(view.cast("B")[:n])
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _check_stream_sums(f: Any, tail: bytes, ctx: _Ctx) -> None:
+    """Compare a summed para stream's sums with its footer (same algorithm)."""
+    nseg, _, ndig, total, small_total, algo, _ = FOOTER2.unpack(tail[-FOOTER2.size :])
+    if algo & ~STALE != f.algo:
+        return  # summed with an algorithm other than this Python's best
+    f.structure.update(tail[: nseg * SEGMENT.size + ndig * DIGEST.size])
+    if f.structure.value() != total:
+        raise CorruptFileError("checksum mismatch: the stream is damaged")
+    if not algo & STALE and f.small.value() != small_total:
+        raise CorruptFileError(
+            "checksum mismatch in the small arrays: the stream is damaged"
+        )
+
+
 def skip_trailer(f: Any, ctx: _Ctx) -> None:
     """Leave a file object after a para stream's index, as after a pickle."""
     size = ctx.arrays_read * SEGMENT.size + FOOTER.size
+    summed = isinstance(f, SummedStream)
+    if summed:
+        f.sum_into(None)
     tail = f.read(size)
     if len(tail) == size and tail.endswith(MAGIC):
         return  # format 1
@@ -307,7 +378,9 @@ def skip_trailer(f: Any, ctx: _Ctx) -> None:
     tail += f.read(more)
     if len(tail) != size + more or not tail.endswith(MAGIC2):
         raise CorruptFileError("para-persist stream without its index")
-    # The pickle bytes went by unsummed; the big blocks read are checked.
+    if summed:
+        _check_stream_sums(f, tail, ctx)
+    # The big blocks read are checked against their digests.
     *_, ndig, _, _, algo, _ = FOOTER2.unpack(tail[-FOOTER2.size :])
     at = ctx.arrays_read * SEGMENT.size
     digests = struct.unpack(f"<{ndig}Q", tail[at : at + ndig * DIGEST.size])

@@ -344,13 +344,43 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
             raise CorruptFileError(f"expected an object array, got {type(arr)}")
         return arr
     aligned = w.__dict__.get("numpy_array_alignment_bytes") is not None
+    sum_into = getattr(f, "sum_into", None)  # a para stream's summing reader
+    if sum_into is not None:
+        sum_into(None)
+    big = False
     if aligned:
-        pad = f.read(1)
-        if len(pad) != 1 or len(f.read(pad[0])) != pad[0]:
+        header = f.read(1)
+        if len(header) != 1:
             raise CorruptFileError("file truncated in array padding")
-    big = aligned and 1 + pad[0] + nbytes > SMALL_BLOCK
-    if big:  # a para stream lists the digests of its big blocks
-        ctx.stream_digests += _checksum.count(nbytes)
+        header += f.read(header[0])
+        if len(header) != 1 + header[0]:
+            raise CorruptFileError("file truncated in array padding")
+        big = len(header) + nbytes > SMALL_BLOCK
+        if big:  # a para stream lists the digests of its big blocks
+            ctx.stream_digests += _checksum.count(nbytes)
+    if sum_into is not None:
+        # As the writer summed: a small block whole, a big one's header.
+        f.add(header, small=not big)
+        sum_into(None if big else "small")
+        try:
+            return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
+        finally:
+            sum_into("structure")
+    return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
+
+
+def _read_stream_data(
+    w: Any,
+    ctx: Any,
+    f: Any,
+    np: Any,
+    dtype: Any,
+    shape: tuple,
+    order: str,
+    nbytes: int,
+    big: bool,
+) -> Any:
+    aligned = w.__dict__.get("numpy_array_alignment_bytes") is not None
     if ctx.file_size is not None and f.tell() + nbytes > ctx.file_size:
         raise CorruptFileError(
             f"array of {nbytes} bytes does not fit in the "
