@@ -26,7 +26,13 @@ from typing import Any
 from . import _bigio, _compressors, _zstdframes
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
-from ._index import BufferFile, mark_writable, read_index, skip_trailer
+from ._index import (
+    BufferFile,
+    SummedStream,
+    mark_writable,
+    read_index,
+    skip_trailer,
+)
 from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
 from ._unpickler import (
@@ -298,11 +304,12 @@ def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
 def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
-    ctx.stream = dec
+    stream = SummedStream(dec) if para else dec
+    ctx.stream = stream
     ctx.para_stream = para
-    obj = stream_unpickler(dec, ctx).load()
+    obj = stream_unpickler(stream, ctx).load()
     if para:
-        skip_trailer(dec, ctx)
+        skip_trailer(stream, ctx)
     # Read to the end so the compressor checks its end marker and checksum:
     # a truncated file must not pass unnoticed.
     while dec.read(_BUFFER):
@@ -360,11 +367,12 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
         ctx.file_size = os.fstat(f.fileno()).st_size
     except (OSError, AttributeError, io.UnsupportedOperation):
         ctx.file_size = None
-    ctx.stream = f
     ctx.para_stream = head.startswith(HEAD)
-    obj = stream_unpickler(f, ctx).load()
+    stream = SummedStream(f) if ctx.para_stream else f
+    ctx.stream = stream
+    obj = stream_unpickler(stream, ctx).load()
     if ctx.para_stream:
-        skip_trailer(f, ctx)
+        skip_trailer(stream, ctx)
     return obj
 
 
