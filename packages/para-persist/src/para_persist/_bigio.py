@@ -125,8 +125,13 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
             lo, hi = cursor.front()
             if lo >= hi:
                 return
-            sums[lo // _PIECE] = _checksum.digest(algo, view[lo:hi])
-            _pwrite_all(fd, view[lo:hi], offset + lo)
+            # Summed in steps, each right before it is written: in cache.
+            total = _checksum.Running(algo)
+            for a in range(lo, hi, _POPULATE):
+                b = min(hi, a + _POPULATE)
+                total.update(view[a:b])
+                _pwrite_all(fd, view[a:b], offset + a)
+            sums[lo // _PIECE] = total.value()
 
     def back() -> None:
         mapped = _map(fd, offset, n) if _LINUX else None
@@ -135,16 +140,22 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
                 lo, hi = cursor.back()
                 if lo >= hi:
                     return
-                sums[lo // _PIECE] = _checksum.digest(algo, view[lo:hi])
+                total = _checksum.Running(algo)
+                start = lo
                 if mapped is not None:
-                    done = mapped.fill(data, lo, hi)
+                    done = mapped.fill(data, lo, hi, total.update)
                     if done == hi:
+                        sums[start // _PIECE] = total.value()
                         continue
                     # Old kernel, or no space left: plain writes from here
                     # on (they report ENOSPC as an exception, not a signal).
                     mapped.close()
                     mapped, lo = None, done
-                _pwrite_all(fd, view[lo:hi], offset + lo)
+                for a in range(lo, hi, _POPULATE):
+                    b = min(hi, a + _POPULATE)
+                    total.update(view[a:b])
+                    _pwrite_all(fd, view[a:b], offset + a)
+                sums[start // _PIECE] = total.value()
         finally:
             if mapped is not None:
                 mapped.close()
@@ -164,8 +175,9 @@ class _Mapping:
         self.target: Any = numpy.frombuffer(self.map, numpy.uint8)
         self.shift = offset - start
 
-    def fill(self, data: Any, lo: int, hi: int) -> int:
-        """Copy ``data[lo:hi]`` in; return where it had to stop (``hi``: done)."""
+    def fill(self, data: Any, lo: int, hi: int, total: Any) -> int:
+        """Copy ``data[lo:hi]`` in, each step summed by ``total`` right after
+        (in cache); return where it had to stop (``hi``: done)."""
         shift = self.shift
         for a in range(lo, hi, _POPULATE):
             b = min(hi, a + _POPULATE)
@@ -176,6 +188,7 @@ class _Mapping:
                 return a
             # numpy copies without the GIL, so the writer thread keeps going.
             self.target[shift + a : shift + b] = data[a:b]
+            total(data[a:b])
         return hi
 
     def close(self) -> None:
@@ -190,16 +203,18 @@ def _map(fd: int, offset: int, n: int) -> _Mapping | None:
         return None
 
 
-def read_at(fd: int, offset: int, out: Any, check: Any = None) -> None:
+def read_at(fd: int, offset: int, out: Any, algo: Any = None, sums: Any = None) -> None:
     """Fill ``out`` (flat uint8 array) with the bytes at ``offset`` of ``fd``.
 
-    ``check(lo, hi)``, if given, is called on each piece read (a chunk of
-    the block's checksum) while it is in cache.
+    With ``algo`` and ``sums`` (the chunk digests of the data, see
+    ``_checksum``), each piece is summed in steps right after they are read
+    (in cache) and checked.
 
     Raises
     ------
     CorruptFileError
-        If the file ends before ``out`` is full (or ``check`` raises it).
+        If the file ends before ``out`` is full, or a piece does not match
+        its digest.
     """
     view = memoryview(out).cast("B")
     cursor = _Cursor(len(view))
@@ -220,9 +235,19 @@ def read_at(fd: int, offset: int, out: Any, check: Any = None) -> None:
                 lo, hi = take()
                 if lo >= hi:
                     return
-                read(lo, hi)
-                if check is not None:
-                    check(lo, hi)
+                if sums is None or algo is None:
+                    read(lo, hi)
+                    continue
+                total = _checksum.Running(algo)
+                for a in range(lo, hi, _POPULATE):
+                    b = min(hi, a + _POPULATE)
+                    read(a, b)
+                    total.update(view[a:b])
+                if total.value() != sums[lo // _PIECE]:
+                    raise CorruptFileError(
+                        f"checksum mismatch in the array data at offset "
+                        f"{offset + lo}: the file is damaged"
+                    )
 
         return run
 

@@ -215,10 +215,8 @@ def _read_big_segment(
     u8 = flat.view(np.uint8)
     if shuffle is None and nbytes >= _bigio.THREADED_MIN and _bigio.available(True):
         # Each thread checks the chunks it reads while they are in cache.
-        def check(lo: int, hi: int) -> None:
-            _checksum.check_block(ctx, offset, u8, lo, hi)
-
-        _bigio.read_at(f.fileno(), data_offset, u8, check)
+        sums = ctx.block_sums.get(offset)
+        _bigio.read_at(f.fileno(), data_offset, u8, ctx.algo, sums)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     f.seek(data_offset)
     if shuffle is not None:
