@@ -313,9 +313,10 @@ def payloads() -> list[Payload]:
                              (u("shape"), t(i(1))), (u("order"), u("C")),
                              (u("dtype"), dtype("O8")),
                              (u("allow_mmap"), FALSE))
-                + BUILD + STOP + _evil_pickle("PWNED_placeholder"),
+                + BUILD + _evil_pickle("PWNED_placeholder") + STOP,
                 "file:PWNED_placeholder", harm_data=_evil_pickle("PWNED_placeholder"),
-                note="joblib's object-array layout; the nested pickle is evil"),
+                note="joblib's object-array layout: the nested pickle after the "
+                "placeholder is read as the array; here it is evil"),
     ]  # fmt: skip
     return p
 
