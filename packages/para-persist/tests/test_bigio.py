@@ -12,7 +12,7 @@ import pytest
 np = pytest.importorskip("numpy")
 
 import para_persist  # noqa: E402
-from para_persist import CorruptFileError, _bigio, dump, load  # noqa: E402
+from para_persist import CorruptFileError, _bigio, _checksum, dump, load  # noqa: E402
 
 N = 300_000  # float64 items: 2.4 MB, many pieces at the sizes set below
 
@@ -21,7 +21,10 @@ N = 300_000  # float64 items: 2.4 MB, many pieces at the sizes set below
 def small_pieces(monkeypatch):
     """Thresholds scaled down so that small arrays take the threaded path."""
     monkeypatch.setattr(_bigio, "THREADED_MIN", 1024**2)
-    monkeypatch.setattr(_bigio, "_PIECE", 256 * 1024 + 8)  # not page aligned
+    # Not page aligned; a piece is a checksum chunk (the file's sums then use
+    # this chunk size too, written and read in this process).
+    monkeypatch.setattr(_bigio, "_PIECE", 256 * 1024 + 8)
+    monkeypatch.setattr(_checksum, "CHUNK", 256 * 1024 + 8)
     monkeypatch.setattr(_bigio, "_POPULATE", 64 * 1024)
     before = threading.active_count()
     yield
@@ -121,14 +124,14 @@ def test_mapping_refused_or_population_failing_falls_back(
     fills = {"n": 0}
     real_fill = _bigio._Mapping.fill
 
-    def fill_then_fail(self, data, lo, hi):
+    def fill_then_fail(self, data, lo, hi, total):
         fills["n"] += 1
         if fills["n"] > 1:
             # Half a piece copied, then the pages cannot be had (full disk).
             mid = lo + (hi - lo) // 2
-            real_fill(self, data, lo, mid)
+            real_fill(self, data, lo, mid, total)
             return mid
-        return real_fill(self, data, lo, hi)
+        return real_fill(self, data, lo, hi, total)
 
     monkeypatch.setattr(_bigio._Mapping, "fill", fill_then_fail)
     dump(value, folder / "v.pkl")
@@ -252,3 +255,18 @@ def test_only_big_regular_files_are_held(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert _bigio.hold_replaced(str(fifo)) is None  # and opening it did not block
+
+
+def test_threaded_read_checks_every_piece(folder):
+    arr = np.arange(N, dtype=np.float64)
+    dump(arr, folder / "a.pkl")
+    good = (folder / "a.pkl").read_bytes()
+    # One flipped bit in the first, a middle and the last piece of the block.
+    for where in (1000, len(good) // 2, len(good) - 2000):
+        bad = bytearray(good)
+        bad[where] ^= 8
+        (folder / "a.pkl").write_bytes(bad)
+        with pytest.raises(CorruptFileError, match="checksum mismatch in the array"):
+            load(folder / "a.pkl")
+    (folder / "a.pkl").write_bytes(good)
+    np.testing.assert_array_equal(load(folder / "a.pkl"), arr)

@@ -340,8 +340,9 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
     *process* never leaves a partial entry (the page cache survives it); only
     a power loss or kernel crash can leave an entry whose files never reached
     the disk (empty or torn). Such an output fails para-persist's index and
-    CRC check on the next hit, which reports a ``CacheWarning`` and
-    recomputes it, and a cache can always be recomputed. An fsync costs
+    checksums (which cover every byte, array data included) on the next
+    hit, which reports a ``CacheWarning`` and recomputes it, and a cache can
+    always be recomputed. An fsync costs
     milliseconds per file, 10x the rest of a cache miss, which joblib (that
     never fsyncs) users would pay on every call.
     """

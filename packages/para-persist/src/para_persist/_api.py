@@ -26,10 +26,22 @@ from typing import Any
 from . import _bigio, _compressors, _zstdframes
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, UnsafeLoadError
-from ._index import BufferFile, read_index, skip_trailer
+from ._index import (
+    BufferFile,
+    SummedStream,
+    mark_writable,
+    read_index,
+    skip_trailer,
+)
 from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
-from ._unpickler import _Ctx, _FastUnpickler, _StreamUnpickler, normalize_allowed
+from ._unpickler import (
+    _Ctx,
+    _FastUnpickler,
+    _SafeUnpickler,
+    normalize_allowed,
+    stream_unpickler,
+)
 
 __all__ = ["dump", "load"]
 
@@ -129,13 +141,14 @@ def _write_to(
         big = None
         if own_file and _bigio.available(reading=False):
 
-            def big(u8: Any) -> None:
+            def big(u8: Any, algo: int) -> list[int]:
                 # The temp file dump opened: big arrays go in with two
                 # threads at their offset, then the file object moves on.
                 raw.flush()
                 pos = raw.tell()
-                _bigio.write_at(raw.fileno(), pos, u8)
+                digests = _bigio.write_at(raw.fileno(), pos, u8, algo)
                 raw.seek(pos + u8.size)
+                return digests
 
         write_stream(value, raw, proto, base, sliced=False, shuffle=False, big=big)
         return
@@ -270,22 +283,33 @@ def _read_small(filename: Any) -> bytearray | None:
 def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     """Check the index of a para file and run the C unpickler on it."""
     data = read_index(f, size, ctx)
+    if ctx.mmap_mode in ("r+", "w+"):
+        mark_writable(ctx, size)
     # Big arrays are read with plain syscalls straight into their buffer;
     # the buffered reader is not used past this point.
     ctx.file = getattr(f, "raw", f)
-    obj = _FastUnpickler(io.BytesIO(data), ctx).load()
+    # Safe loads: the same checked bytes, read by the checking unpickler.
+    unpickler = _SafeUnpickler if ctx.safe else _FastUnpickler
+    stream = io.BytesIO(data)
+    obj = unpickler(stream, ctx).load()
     if ctx.seg_i != len(ctx.segments or ()):
         raise CorruptFileError("file has more raw array blocks than arrays")
+    if stream.tell() != len(data):
+        raise CorruptFileError("file has data after the end of its pickle")
+    if ctx.rules is not None and ctx.rules.placeholders:
+        raise CorruptFileError("array placeholder without its data")
     return obj
 
 
 def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
-    ctx.stream = dec
-    obj = _StreamUnpickler(dec, ctx).load()
+    stream = SummedStream(dec) if para else dec
+    ctx.stream = stream
+    ctx.para_stream = para
+    obj = stream_unpickler(stream, ctx).load()
     if para:
-        skip_trailer(dec, ctx)
+        skip_trailer(stream, ctx)
     # Read to the end so the compressor checks its end marker and checksum:
     # a truncated file must not pass unnoticed.
     while dec.read(_BUFFER):
@@ -311,7 +335,7 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
         )
         stream = io.BytesIO(read_zfile(f))
         ctx.stream, ctx.file_size, ctx.mmap_mode = stream, None, None
-        return _StreamUnpickler(stream, ctx).load()
+        return stream_unpickler(stream, ctx).load()
     if kind is not None:
         if ctx.mmap_mode is not None:
             warnings.warn(
@@ -324,11 +348,7 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             start = f.tell()
             found = _zstdframes.frames(f, start, f.seek(0, io.SEEK_END))
             total = sum(size for _, _, size in found)
-            if (
-                0 < total <= _IN_MEMORY
-                and all(size >= 0 for _, _, size in found)
-                and not ctx.safe
-            ):
+            if 0 < total <= _IN_MEMORY and all(size >= 0 for _, _, size in found):
                 # Frames of known, moderate size: decompressed (side by side)
                 # straight into the buffer the arrays will be views of.
                 buf = _zstdframes.decompress_into(f, found)
@@ -341,19 +361,18 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             return _load_compressed(dec, ctx)
         finally:
             dec.close()
-    if is_path and head.startswith(HEAD) and not ctx.safe:
-        # The C unpickler cannot check what numpy is handed; the checksum
-        # guards against damage but not against a crafted file, so safe
-        # loads take the stream unpickler, which checks array states.
+    if is_path and head.startswith(HEAD):
         return _fast_load(f, os.fstat(f.fileno()).st_size, ctx)
     try:
         ctx.file_size = os.fstat(f.fileno()).st_size
     except (OSError, AttributeError, io.UnsupportedOperation):
         ctx.file_size = None
-    ctx.stream = f
-    obj = _StreamUnpickler(f, ctx).load()
-    if head.startswith(HEAD):
-        skip_trailer(f, ctx)
+    ctx.para_stream = head.startswith(HEAD)
+    stream = SummedStream(f) if ctx.para_stream else f
+    ctx.stream = stream
+    obj = stream_unpickler(stream, ctx).load()
+    if ctx.para_stream:
+        skip_trailer(stream, ctx)
     return obj
 
 
@@ -459,7 +478,7 @@ def load(
         allowed=allowed,
     )
     buf = None
-    if is_path and mmap_mode is None and not ctx.safe:
+    if is_path and mmap_mode is None:
         # Small para files (every cache hit of a scalar result): open, fstat,
         # one read, close; index, CRC and unpickling then run in memory.
         buf = _read_small(filename)

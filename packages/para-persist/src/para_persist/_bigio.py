@@ -29,11 +29,14 @@ import sys
 import threading
 from typing import Any
 
+from . import _checksum
 from ._errors import CorruptFileError
 
 # Blocks smaller than this are written/read with one plain call.
 THREADED_MIN = 64 * 1024**2
-_PIECE = 8 * 1024**2  # unit of work taken from the shared cursor
+# Unit of work taken from the shared cursor; pieces start at multiples of
+# it, so that each is one chunk of the block's checksum (see _checksum).
+_PIECE = _checksum.CHUNK
 _POPULATE = 1024**2  # mapped pages are populated, then filled, by this much
 # Linux >= 5.14; the value is fixed by the kernel ABI.
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
@@ -66,7 +69,7 @@ class _Cursor:
     def back(self) -> tuple[int, int]:
         with self.lock:
             hi = self.hi
-            lo = max(hi - _PIECE, self.lo)
+            lo = max((hi - 1) // _PIECE * _PIECE, self.lo)
             self.hi = lo
         return lo, hi
 
@@ -104,23 +107,31 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done += _pwrite(fd, view[done:], offset + done)  # type: ignore[misc]
 
 
-def write_at(fd: int, offset: int, data: Any) -> None:
+def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
     """Write ``data`` (flat uint8 numpy array) at ``offset`` of ``fd``.
 
     The file is extended to ``offset + data.size``; the file position is
-    neither used nor moved.
+    neither used nor moved. Returns the chunk digests of ``data`` (each side
+    sums the pieces it writes, while they are in cache).
     """
     view = memoryview(data).cast("B")
     n = len(view)
     os.ftruncate(fd, offset + n)
     cursor = _Cursor(n)
+    sums = [0] * _checksum.count(n)
 
     def front() -> None:
         while True:
             lo, hi = cursor.front()
             if lo >= hi:
                 return
-            _pwrite_all(fd, view[lo:hi], offset + lo)
+            # Summed in steps, each right before it is written: in cache.
+            total = _checksum.Running(algo)
+            for a in range(lo, hi, _POPULATE):
+                b = min(hi, a + _POPULATE)
+                total.update(view[a:b])
+                _pwrite_all(fd, view[a:b], offset + a)
+            sums[lo // _PIECE] = total.value()
 
     def back() -> None:
         mapped = _map(fd, offset, n) if _LINUX else None
@@ -129,20 +140,28 @@ def write_at(fd: int, offset: int, data: Any) -> None:
                 lo, hi = cursor.back()
                 if lo >= hi:
                     return
+                total = _checksum.Running(algo)
+                start = lo
                 if mapped is not None:
-                    done = mapped.fill(data, lo, hi)
+                    done = mapped.fill(data, lo, hi, total.update)
                     if done == hi:
+                        sums[start // _PIECE] = total.value()
                         continue
                     # Old kernel, or no space left: plain writes from here
                     # on (they report ENOSPC as an exception, not a signal).
                     mapped.close()
                     mapped, lo = None, done
-                _pwrite_all(fd, view[lo:hi], offset + lo)
+                for a in range(lo, hi, _POPULATE):
+                    b = min(hi, a + _POPULATE)
+                    total.update(view[a:b])
+                    _pwrite_all(fd, view[a:b], offset + a)
+                sums[start // _PIECE] = total.value()
         finally:
             if mapped is not None:
                 mapped.close()
 
     _run(cursor, front, back)
+    return sums
 
 
 class _Mapping:
@@ -156,8 +175,9 @@ class _Mapping:
         self.target: Any = numpy.frombuffer(self.map, numpy.uint8)
         self.shift = offset - start
 
-    def fill(self, data: Any, lo: int, hi: int) -> int:
-        """Copy ``data[lo:hi]`` in; return where it had to stop (``hi``: done)."""
+    def fill(self, data: Any, lo: int, hi: int, total: Any) -> int:
+        """Copy ``data[lo:hi]`` in, each step summed by ``total`` right after
+        (in cache); return where it had to stop (``hi``: done)."""
         shift = self.shift
         for a in range(lo, hi, _POPULATE):
             b = min(hi, a + _POPULATE)
@@ -168,6 +188,7 @@ class _Mapping:
                 return a
             # numpy copies without the GIL, so the writer thread keeps going.
             self.target[shift + a : shift + b] = data[a:b]
+            total(data[a:b])
         return hi
 
     def close(self) -> None:
@@ -182,13 +203,18 @@ def _map(fd: int, offset: int, n: int) -> _Mapping | None:
         return None
 
 
-def read_at(fd: int, offset: int, out: Any) -> None:
+def read_at(fd: int, offset: int, out: Any, algo: Any = None, sums: Any = None) -> None:
     """Fill ``out`` (flat uint8 array) with the bytes at ``offset`` of ``fd``.
+
+    With ``algo`` and ``sums`` (the chunk digests of the data, see
+    ``_checksum``), each piece is summed in steps right after they are read
+    (in cache) and checked.
 
     Raises
     ------
     CorruptFileError
-        If the file ends before ``out`` is full.
+        If the file ends before ``out`` is full, or a piece does not match
+        its digest.
     """
     view = memoryview(out).cast("B")
     cursor = _Cursor(len(view))
@@ -209,7 +235,19 @@ def read_at(fd: int, offset: int, out: Any) -> None:
                 lo, hi = take()
                 if lo >= hi:
                     return
-                read(lo, hi)
+                if sums is None or algo is None:
+                    read(lo, hi)
+                    continue
+                total = _checksum.Running(algo)
+                for a in range(lo, hi, _POPULATE):
+                    b = min(hi, a + _POPULATE)
+                    read(a, b)
+                    total.update(view[a:b])
+                if total.value() != sums[lo // _PIECE]:
+                    raise CorruptFileError(
+                        f"checksum mismatch in the array data at offset "
+                        f"{offset + lo}: the file is damaged"
+                    )
 
         return run
 

@@ -2,34 +2,158 @@
 any unpickling.
 
 A para file is joblib's layout (pickle with raw array blocks) plus a table of
-the blocks and a footer (see ``_pickler``)::
+the blocks, the digests of big blocks and a footer (see ``_pickler``)::
 
-    HEAD  pickle-with-blocks  STOP  table(n x <offset, length>)  FOOTER
+    HEAD  pickle-with-blocks  STOP  table(n x <offset, length>)  digests  FOOTER
 
 ``read_index`` checks the footer, the table (blocks in order, inside the
-file) and the CRC32 of the pickle bytes and table, then returns the pickle
-bytes alone for the C unpickler; small blocks are kept in memory so that many
-small arrays cost no system call each.
+file) and the structure sum (every byte but big blocks' data), then returns
+the pickle bytes alone for the C unpickler; small blocks are kept in memory
+so that many small arrays cost no system call each. Big blocks are checked
+against their digests as they are read (``check_block``), not when mapped.
+Format-1 files (a CRC32 of the pickle bytes and table only) are read too.
 """
 
 from __future__ import annotations
 
-import zlib
+import os
+import struct
 from typing import Any
 
+from . import _checksum
 from ._errors import CorruptFileError
 from ._npwrp import SMALL_BLOCK
-from ._pickler import FOOTER, HEAD, MAGIC, SEGMENT
+from ._pickler import (
+    ALGO_AT,
+    DIGEST,
+    FOOTER,
+    FOOTER2,
+    HEAD,
+    MAGIC,
+    MAGIC2,
+    SEGMENT,
+    STALE,
+)
 from ._unpickler import _Ctx
 
-__all__ = ["BufferFile", "read_index", "skip_trailer"]
+__all__ = [
+    "BufferFile",
+    "SummedStream",
+    "mark_writable",
+    "read_index",
+    "skip_trailer",
+]
+
+
+class _Index:
+    """What a footer says, checked against the file size."""
+
+    def __init__(self, tail: Any, size: int, name: Any) -> None:
+        magic = bytes(tail[-8:])
+        self.small_total = 0
+        if magic == MAGIC2 and len(tail) >= FOOTER2.size:
+            nseg, struct_len, ndig, total, self.small_total, algo, _ = FOOTER2.unpack(
+                tail[-FOOTER2.size :]
+            )
+            self.v2, footer = True, FOOTER2.size
+        elif magic == MAGIC:
+            nseg, struct_len, total, _ = FOOTER.unpack(tail[-FOOTER.size :])
+            ndig, algo, self.v2, footer = 0, _checksum.CRC32, False, FOOTER.size
+        else:
+            raise CorruptFileError("para-persist file without its index (truncated?)")
+        if nseg > size or ndig > size:
+            raise CorruptFileError("damaged para-persist index")
+        self.nseg, self.struct_len, self.ndig, self.total = (
+            nseg,
+            struct_len,
+            ndig,
+            total,
+        )
+        self.table_start = size - footer - ndig * DIGEST.size - nseg * SEGMENT.size
+        self.table_len = nseg * SEGMENT.size + ndig * DIGEST.size
+        if self.table_start < len(HEAD) or struct_len > self.table_start:
+            raise CorruptFileError("damaged para-persist index")
+        # Array data changed through a writable map: no longer checked.
+        self.stale = bool(algo & STALE)
+        self.algo_byte = algo
+        algo &= ~STALE
+        self.algo: int | None = algo
+        if not _checksum.usable(algo):
+            if algo in (_checksum.CRC32, _checksum.XXH3):
+                _checksum.missing(algo, name)
+                self.algo = None  # loaded unchecked, with a warning
+            else:
+                raise CorruptFileError(f"unknown checksum algorithm {algo}")
+
+    def parse(self, table: Any) -> tuple[list[tuple[int, int]], list[int]]:
+        n = self.nseg * SEGMENT.size
+        segments = list(SEGMENT.iter_unpack(table[:n]))
+        digests = list(struct.unpack(f"<{self.ndig}Q", table[n:])) if self.ndig else []
+        return segments, digests
+
+    def summer(self) -> Any:
+        if self.algo is None:
+            return None
+        return _checksum.Running(self.algo if self.v2 else _checksum.CRC32)
+
+    def small_summer(self) -> Any:
+        if self.algo is None or not self.v2 or self.stale:
+            return None
+        return _checksum.Running(self.algo)
+
+    def data_algo(self) -> int | None:
+        """The algorithm big blocks are checked with (None: not checked)."""
+        return None if self.stale or not self.v2 else self.algo
+
+    def verify(self, summer: Any, small: Any) -> None:
+        if summer is not None and summer.value() != self.total:
+            raise CorruptFileError("checksum mismatch: the file is damaged")
+        if small is not None and small.value() != self.small_total:
+            raise CorruptFileError(
+                "checksum mismatch in the small arrays: the file is damaged"
+            )
+
+
+def _ignore(data: Any) -> None:
+    pass
+
+
+def _check_segments(segments: list, table_start: int, struct_len: int) -> None:
+    pos = 0
+    for off, length in segments:
+        if off < pos or length < 1 or off + length > table_start:
+            raise CorruptFileError("damaged para-persist index")
+        pos = off + length
+    if table_start - sum(n for _, n in segments) != struct_len:
+        raise CorruptFileError("damaged para-persist index")
+
+
+class _Digests:
+    """Hands each big block its slice of the digest list, in file order."""
+
+    def __init__(self, digests: list[int], ctx: _Ctx) -> None:
+        self._digests = digests
+        self._at = 0
+        self._ctx = ctx
+
+    def take(self, off: int, header: Any, length: int) -> None:
+        if not header or length < 1 + header[0]:
+            raise CorruptFileError(f"damaged array block at offset {off}")
+        n = _checksum.count(length - 1 - header[0])
+        self._ctx.block_sums[off] = self._digests[self._at : self._at + n]
+        self._at += n
+
+    def finish(self) -> None:
+        if self._at != len(self._digests):
+            raise CorruptFileError("damaged para-persist index: digest count")
 
 
 def read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
-    """Check a para file's index and CRC; return its pickle bytes.
+    """Check a para file's index and structure sum; return its pickle bytes.
 
-    Sets ``ctx.segments`` and keeps the small array blocks in memory
-    (``ctx.small``) so that many small arrays cost no system call each.
+    Sets ``ctx.segments`` (and ``ctx.block_sums``, the digests of big
+    blocks) and keeps the small array blocks in memory (``ctx.small``) so
+    that many small arrays cost no system call each.
     """
     if size < len(HEAD) + FOOTER.size:
         raise CorruptFileError(f"file of {size} bytes is too short to be complete")
@@ -37,26 +161,19 @@ def read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     if held is not None:
         # The whole file is in memory already: no reads, no copies.
         return _read_held(memoryview(held)[:size], ctx)
-    f.seek(size - FOOTER.size)
-    nseg, struct_len, crc, magic = FOOTER.unpack(f.read(FOOTER.size))
-    if magic != MAGIC:
-        raise CorruptFileError("para-persist file without its index (truncated?)")
-    table_start = size - FOOTER.size - nseg * SEGMENT.size
-    if nseg > size or table_start < len(HEAD) or struct_len > table_start:
-        raise CorruptFileError("damaged para-persist index")
+    tail_len = min(size, FOOTER2.size)
+    f.seek(size - tail_len)
+    index = _Index(f.read(tail_len), size, ctx.filename)
+    table_start = index.table_start
     f.seek(table_start)
-    table = f.read(nseg * SEGMENT.size)
-    segments = list(SEGMENT.iter_unpack(table))
-    pos, small_len = 0, 0
-    for off, length in segments:
-        if off < pos or length < 1 or off + length > table_start:
-            raise CorruptFileError("damaged para-persist index")
-        if length <= SMALL_BLOCK:
-            small_len += length
-        pos = off + length
-    if table_start - sum(n for _, n in segments) != struct_len:
-        raise CorruptFileError("damaged para-persist index")
-    if table_start - struct_len - small_len <= SMALL_BLOCK:
+    table = f.read(index.table_len)
+    segments, digests = index.parse(table)
+    _check_segments(segments, table_start, index.struct_len)
+    ctx.algo = index.data_algo()
+    ctx.index = index
+    summer, small_sum = index.summer(), index.small_summer()
+    small_len = sum(n for _, n in segments if n <= SMALL_BLOCK)
+    if table_start - index.struct_len - small_len <= SMALL_BLOCK and not digests:
         # No big block: one read, then slices in memory.
         whole = bytearray(table_start)
         f.seek(0)
@@ -68,68 +185,100 @@ def read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
             pos = off + length
         pieces.append(view[pos:])
         data = bytearray().join(pieces)
-        if zlib.crc32(table, zlib.crc32(data)) != crc:
-            raise CorruptFileError("checksum mismatch: the file is damaged")
+        if summer is not None:
+            summer.update(data)
+            summer.update(table)
+        if small_sum is not None:
+            for off, length in segments:
+                small_sum.update(view[off : off + length])
+        index.verify(summer, small_sum)
         ctx.segments = segments
         ctx.small = (whole, None)  # every block is small: offsets index it
         return data
-    data = bytearray(struct_len)
+    data = bytearray(index.struct_len)
     small = bytearray(small_len)
     view, small_view = memoryview(data), memoryview(small)
     at = small_at = pos = 0
     starts: dict[int, int] = {}
+    update = summer.update if summer is not None else _ignore
+    update_small = small_sum.update if small_sum is not None else _ignore
+    v2 = index.v2
+    blocks = _Digests(digests, ctx)
     f.seek(0)
 
-    def read(into: memoryview, n: int) -> None:
+    def read(into: memoryview, n: int) -> memoryview:
         if f.readinto(into[:n]) != n:
             raise CorruptFileError("file truncated")
+        return into[:n]
 
     for off, length in segments:
-        read(view[at:], off - pos)
+        update(read(view[at:], off - pos))
         at += off - pos
         if length <= SMALL_BLOCK:
-            read(small_view[small_at:], length)
+            update_small(read(small_view[small_at:], length))
             starts[off] = small_at
             small_at += length
         else:
+            if v2:
+                header = f.read(1)
+                header += f.read(header[0]) if header else b""
+                update(header)
+                blocks.take(off, header, length)
             f.seek(off + length)
         pos = off + length
-    read(view[at:], table_start - pos)
-    if zlib.crc32(table, zlib.crc32(data)) != crc:
-        raise CorruptFileError("checksum mismatch: the file is damaged")
+    update(read(view[at:], table_start - pos))
+    update(table)
+    index.verify(summer, small_sum)
+    blocks.finish()
     ctx.segments = segments
     ctx.small = (small, starts)
     return data
 
 
 def _read_held(view: memoryview, ctx: _Ctx) -> bytearray:
-    """:func:`read_index` for a file held whole in ``view``: same checks."""
+    """:func:`read_index` for a file held whole in ``view``: same checks, and
+    big blocks checked here (they are in memory already)."""
     size = len(view)
-    nseg, struct_len, crc, magic = FOOTER.unpack_from(view, size - FOOTER.size)
-    if magic != MAGIC:
-        raise CorruptFileError("para-persist file without its index (truncated?)")
-    table_start = size - FOOTER.size - nseg * SEGMENT.size
-    if nseg > size or table_start < len(HEAD) or struct_len > table_start:
-        raise CorruptFileError("damaged para-persist index")
-    table = view[table_start : size - FOOTER.size]
-    segments = list(SEGMENT.iter_unpack(table))
-    # One pass: check the blocks are in order and inside, and collect the
-    # pickle bytes between them.
+    index = _Index(view[max(0, size - FOOTER2.size) :], size, ctx.filename)
+    table_start = index.table_start
+    table = view[table_start : table_start + index.table_len]
+    segments, digests = index.parse(table)
+    summer, small_sum = index.summer(), index.small_summer()
+    update = summer.update if summer is not None else _ignore
+    update_small = small_sum.update if small_sum is not None else _ignore
+    v2 = index.v2
+    ctx.algo = index.data_algo()
+    ctx.index = index
+    blocks = _Digests(digests, ctx)
+    # One pass: check the blocks are in order and inside, sum the file in
+    # order, and collect the pickle bytes between the blocks.
     pieces: list[memoryview] = []
     append = pieces.append
     pos = total = 0
     for off, length in segments:
-        if off < pos or length < 1:
+        if off < pos or length < 1 or off + length > table_start:
             raise CorruptFileError("damaged para-persist index")
-        append(view[pos:off])
+        piece = view[pos:off]
+        append(piece)
+        update(piece)
+        if v2:
+            if length <= SMALL_BLOCK:
+                update_small(view[off : off + length])
+            else:
+                header = view[off : off + 1 + view[off]]
+                update(header)
+                blocks.take(off, header, length)
+                _checksum.check_block(ctx, off, view[off + len(header) : off + length])
         pos = off + length
         total += length
-    if pos > table_start or table_start - total != struct_len:
+    if table_start - total != index.struct_len:
         raise CorruptFileError("damaged para-persist index")
     append(view[pos:table_start])
+    update(view[pos:table_start])
+    update(table)
+    index.verify(summer, small_sum)
+    blocks.finish()
     data = bytearray().join(pieces)
-    if zlib.crc32(table, zlib.crc32(data)) != crc:
-        raise CorruptFileError("checksum mismatch: the file is damaged")
     ctx.segments = segments
     # Every block is a slice of the held buffer: small ones are copied out
     # by the unpickler, big ones become views of it.
@@ -137,12 +286,113 @@ def _read_held(view: memoryview, ctx: _Ctx) -> bytearray:
     return data
 
 
+def mark_writable(ctx: _Ctx, size: int) -> None:
+    """Mark a para file whose arrays are mapped writable (``mmap_mode="r+"``).
+
+    The caller may change the arrays in the file: their sums no longer hold,
+    so later loads check only the file's structure (see ``_checksum``).
+    """
+    index = ctx.index
+    if index is None or not index.v2 or index.stale or not ctx.segments:
+        return
+    fd = os.open(ctx.filename, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.lseek(fd, size - FOOTER2.size + ALGO_AT, os.SEEK_SET)
+        os.write(fd, bytes([index.algo_byte | STALE]))
+    finally:
+        os.close(fd)
+
+
+class SummedStream:
+    """A para stream (file object, compressor) that sums what is read from it.
+
+    The reader says where the bytes go (``sum_into``): the structure sum
+    (pickle bytes), the small blocks' sum, or none (a big block's data, which
+    is checked against its digests); see ``_checksum``. Sums are computed
+    with this Python's best algorithm; a file summed with another one is
+    checked for its big blocks only.
+    """
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.algo = _checksum.best()
+        self.structure = _checksum.Running(self.algo)
+        self.small = _checksum.Running(self.algo)
+        self._to: Any = self.structure.update
+
+    def sum_into(self, where: str | None) -> None:
+        self._to = {"structure": self.structure.update, "small": self.small.update}.get(
+            where  # type: ignore[arg-type]
+        )
+
+    def add(self, data: bytes, small: bool) -> None:
+        (self.small if small else self.structure).update(data)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if self._to is not None:
+            self._to(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._f.readline(*args)
+        if self._to is not None:
+            self._to(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        if self._to is not None and n:
+            with memoryview(b) as view:
+                self._to(view.cast("B")[:n])
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _check_stream_sums(f: Any, tail: bytes, ctx: _Ctx) -> None:
+    """Compare a summed para stream's sums with its footer (same algorithm)."""
+    nseg, _, ndig, total, small_total, algo, _ = FOOTER2.unpack(tail[-FOOTER2.size :])
+    if algo & ~STALE != f.algo:
+        return  # summed with an algorithm other than this Python's best
+    f.structure.update(tail[: nseg * SEGMENT.size + ndig * DIGEST.size])
+    if f.structure.value() != total:
+        raise CorruptFileError("checksum mismatch: the stream is damaged")
+    if not algo & STALE and f.small.value() != small_total:
+        raise CorruptFileError(
+            "checksum mismatch in the small arrays: the stream is damaged"
+        )
+
+
 def skip_trailer(f: Any, ctx: _Ctx) -> None:
     """Leave a file object after a para stream's index, as after a pickle."""
     size = ctx.arrays_read * SEGMENT.size + FOOTER.size
+    summed = isinstance(f, SummedStream)
+    if summed:
+        f.sum_into(None)
     tail = f.read(size)
-    if len(tail) != size or not tail.endswith(MAGIC):
+    if len(tail) == size and tail.endswith(MAGIC):
+        return  # format 1
+    more = ctx.stream_digests * DIGEST.size + FOOTER2.size - FOOTER.size
+    tail += f.read(more)
+    if len(tail) != size + more or not tail.endswith(MAGIC2):
         raise CorruptFileError("para-persist stream without its index")
+    if summed:
+        _check_stream_sums(f, tail, ctx)
+    # The big blocks read are checked against their digests.
+    *_, ndig, _, _, algo, _ = FOOTER2.unpack(tail[-FOOTER2.size :])
+    at = ctx.arrays_read * SEGMENT.size
+    digests = struct.unpack(f"<{ndig}Q", tail[at : at + ndig * DIGEST.size])
+    if algo & STALE or not _checksum.usable(algo):
+        return
+    at = 0
+    for u8, n in ctx.stream_blocks:
+        if u8 is not None and _checksum.digests(algo, u8) != list(digests[at : at + n]):
+            raise CorruptFileError(
+                "checksum mismatch in the array data: the stream is damaged"
+            )
+        at += n
 
 
 class BufferFile:

@@ -21,7 +21,7 @@ import warnings
 import zlib
 from typing import Any
 
-from . import _bigio
+from . import _bigio, _checksum
 from ._errors import CorruptFileError
 
 __all__ = [
@@ -212,14 +212,18 @@ def _read_big_segment(
         flat = u8.view(dtype)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     flat = np.empty(math.prod(shape), dtype=dtype)
+    u8 = flat.view(np.uint8)
     if shuffle is None and nbytes >= _bigio.THREADED_MIN and _bigio.available(True):
-        _bigio.read_at(f.fileno(), data_offset, flat.view(np.uint8))
+        # Each thread checks the chunks it reads while they are in cache.
+        sums = ctx.block_sums.get(offset)
+        _bigio.read_at(f.fileno(), data_offset, u8, ctx.algo, sums)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
     f.seek(data_offset)
     if shuffle is not None:
-        _read_shuffled(np, f, flat, shuffle)
+        _read_shuffled(np, f, flat, shuffle)  # zstd: frames carry checksums
     else:
         _readinto_exact(f, flat, "array data")
+        _checksum.check_block(ctx, offset, u8)
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
 
@@ -338,10 +342,43 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
             raise CorruptFileError(f"expected an object array, got {type(arr)}")
         return arr
     aligned = w.__dict__.get("numpy_array_alignment_bytes") is not None
+    sum_into = getattr(f, "sum_into", None)  # a para stream's summing reader
+    if sum_into is not None:
+        sum_into(None)
+    big = False
     if aligned:
-        pad = f.read(1)
-        if len(pad) != 1 or len(f.read(pad[0])) != pad[0]:
+        header = f.read(1)
+        if len(header) != 1:
             raise CorruptFileError("file truncated in array padding")
+        header += f.read(header[0])
+        if len(header) != 1 + header[0]:
+            raise CorruptFileError("file truncated in array padding")
+        big = len(header) + nbytes > SMALL_BLOCK
+        if big:  # a para stream lists the digests of its big blocks
+            ctx.stream_digests += _checksum.count(nbytes)
+    if sum_into is not None:
+        # As the writer summed: a small block whole, a big one's header.
+        f.add(header, small=not big)
+        sum_into(None if big else "small")
+        try:
+            return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
+        finally:
+            sum_into("structure")
+    return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
+
+
+def _read_stream_data(
+    w: Any,
+    ctx: Any,
+    f: Any,
+    np: Any,
+    dtype: Any,
+    shape: tuple,
+    order: str,
+    nbytes: int,
+    big: bool,
+) -> Any:
+    aligned = w.__dict__.get("numpy_array_alignment_bytes") is not None
     if ctx.file_size is not None and f.tell() + nbytes > ctx.file_size:
         raise CorruptFileError(
             f"array of {nbytes} bytes does not fit in the "
@@ -358,9 +395,14 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
             )
         arr = _memmap(np, ctx, dtype, shape, order, offset)
         f.seek(offset + nbytes)
+        if big:
+            ctx.stream_blocks.append((None, _checksum.count(nbytes)))
         return _finish(np, arr, w.subclass, False)
     flat = np.empty(math.prod(shape), dtype=dtype)
     shuffle = w.__dict__.get("para_shuffle")
+    if big:  # checked against the digests at the end of the stream
+        u8 = flat.view(np.uint8) if shuffle is None else None
+        ctx.stream_blocks.append((u8, _checksum.count(nbytes)))
     if shuffle is not None:
         _read_shuffled(np, f, flat, shuffle)
     elif (
@@ -442,15 +484,23 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
             or not isinstance(state, tuple)
         ):
             raise CorruptFileError(f"bad compressed array metadata in {path!r}")
-        arr = _np_reconstruct(np)(*init_args)
         with open(path, "rb") as fh:
             data = read_zfile(fh)
+        if ctx.rules is not None:  # safe load: the checking stand-ins
+            arr = ctx.rules.reconstruct(*init_args)
+            ctx.rules.build(arr, (*state, data))
+            return arr
+        from ._safe import check_array_state
+
+        arr = _np_reconstruct(np)(*init_args)
+        check_array_state(np, arr, (*state, data))
         arr.__setstate__((*state, data))
         return arr
     allow_mmap = w.__dict__.get("allow_mmap", True)
+    mode = "r+" if ctx.mmap_mode == "w+" else ctx.mmap_mode  # never truncate
     arr = np.load(
         path,
-        mmap_mode=ctx.mmap_mode if allow_mmap else None,
+        mmap_mode=mode if allow_mmap else None,
         allow_pickle=not ctx.safe,
     )
     subclass = w.__dict__.get("subclass", np.ndarray)

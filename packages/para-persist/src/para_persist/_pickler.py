@@ -22,10 +22,19 @@ File layout (offsets relative to the start of the stream)::
 
     HEAD  pickle-with-blocks  STOP  table(n x <offset, length>)  FOOTER
 
+    HEAD  pickle-with-blocks  STOP  table(n x <offset, length>)
+          digests(m x <u64>)  FOOTER
+
 ``HEAD`` pushes and pops a string (a no-op for any unpickler); ``FOOTER``
-holds n, the number of pickle bytes, a CRC32 of the pickle bytes and the
-table, and a magic. ``load`` checks it before running the C unpickler on the
-pickle bytes alone; other readers stop at STOP.
+holds n, the number of pickle bytes, m, the structure sum, the small
+blocks' sum, the checksum algorithm and the magic (see ``_checksum``: the
+structure sum covers every byte outside the raw blocks' data, the second
+sum the small blocks, and big blocks have one digest per 8 MiB chunk in the
+digest list). ``load`` checks the index and the structure sum before
+running the C unpickler on the pickle bytes alone, and each big block's
+digests as it reads the block; other readers stop at STOP. Files of format 1
+(magic ``PARAPRS1``: no digest list, a CRC32 of the pickle bytes and table
+only) are still read.
 """
 
 from __future__ import annotations
@@ -34,16 +43,23 @@ import copyreg
 import pickle
 import struct
 import sys
-import zlib
 from typing import Any
 
-from . import _bigio
-from ._npwrp import NUMPY_ARRAY_ALIGNMENT_BYTES, NumpyArrayWrapper
+from . import _bigio, _checksum
+from ._npwrp import NUMPY_ARRAY_ALIGNMENT_BYTES, SMALL_BLOCK, NumpyArrayWrapper
 
 HEAD = b"X\x0c\x00\x00\x00para_persist0"  # BINUNICODE 'para_persist', POP
+# Format 1 (read only): n blocks, pickle bytes, CRC32 of pickle bytes + table.
 FOOTER = struct.Struct("<QQI8s")
 MAGIC = b"PARAPRS1"
+# Format 2: n blocks, pickle bytes, m digests, structure sum, small blocks'
+# sum, algorithm (bit 7 set: array data changed through a writable mapping).
+FOOTER2 = struct.Struct("<QQQQQB7x8s")
+ALGO_AT = FOOTER2.size - 16  # offset of the algorithm byte in the footer
+STALE = 0x80
+MAGIC2 = b"PARAPRS2"
 SEGMENT = struct.Struct("<QQ")
+DIGEST = struct.Struct("<Q")
 
 # The C pickler streams in-band buffers of at least its frame size target
 # (64 KiB) directly to ``write``; smaller arrays stay in the pickle.
@@ -74,7 +90,10 @@ class _Splicer:
         self._base = base
         self._slice = slice_writes
         self._pos = 0
-        self._crc = 0
+        self.algo = _checksum.best()
+        self._sum = _checksum.Running(self.algo)
+        self._small = _checksum.Running(self.algo)
+        self.digests: list[int] = []
         self._held: Any = None
         # (payload the pickler will write, its 8-byte length, what to write
         # instead: bytes for a small array, flat uint8 array for a big one,
@@ -104,7 +123,7 @@ class _Splicer:
                 self.rename = False
         elif type(chunk) is not bytes:
             chunk = memoryview(chunk).cast("B")
-        self._crc = zlib.crc32(chunk, self._crc)
+        self._sum.update(chunk)
         self._write(chunk)
         self._pos += len(chunk)
 
@@ -121,8 +140,15 @@ class _Splicer:
             pad = NUMPY_ARRAY_ALIGNMENT_BYTES - (self._base + pos + 1) % 16
             nbytes = len(data)
             self.segments.append((pos, 1 + pad + nbytes))
-            self._crc = zlib.crc32(b"N", zlib.crc32(body, self._crc))
-            self._write(body + _PADS[pad] + data + b"N")
+            block = _PADS[pad] + data
+            self._sum.update(body)
+            if 1 + pad + nbytes <= SMALL_BLOCK:
+                self._small.update(block)
+            else:
+                self._sum.update(_PADS[pad])
+                self.digests += _checksum.digests(self.algo, data)
+            self._sum.update(b"N")
+            self._write(body + block + b"N")
             self._pos = pos + 1 + pad + nbytes + 1
             return
         self._emit(memoryview(held)[:-9])
@@ -133,25 +159,37 @@ class _Splicer:
         nbytes = len(data) if type(data) is bytes else data.size
         self.segments.append((pos, 1 + pad + nbytes))
         self._pos = pos + 1 + pad + nbytes + 1
-        self._crc = zlib.crc32(b"N", self._crc)
-        if type(data) is bytes:
-            self._write(_PADS[pad] + data + b"N")
+        if 1 + pad + nbytes <= SMALL_BLOCK:  # joblib's layout of a small array
+            block = _PADS[pad] + bytes(data)
+            self._small.update(block)
+            self._sum.update(b"N")
+            self._write(block + b"N")
             return
+        self._sum.update(_PADS[pad])
+        self._sum.update(b"N")  # sums in file order: data is summed apart
         self._write(_PADS[pad])
         raw = memoryview(data)
+        chunks = _checksum.Chunker(self.algo)
         if shuffle:
             # Byte-shuffle (zstd streams only): byte j of every item goes
             # together, per block, which compresses numeric data better.
             step = SHUFFLE_ITEMS * shuffle
             for i in range(0, nbytes, step):
-                self._write(data[i : i + step].reshape(-1, shuffle).T.copy())
+                piece = data[i : i + step].reshape(-1, shuffle).T.copy()
+                chunks.update(piece)
+                self._write(piece)
         elif self._slice and nbytes > _SLICE:
             for i in range(0, nbytes, _SLICE):
+                chunks.update(raw[i : i + _SLICE])
                 self._write(raw[i : i + _SLICE])
         elif self._big is not None and nbytes >= _bigio.THREADED_MIN:
-            self._big(data)
+            self.digests += self._big(data, self.algo)
+            self._write(b"N")
+            return
         else:
+            chunks.update(raw)
             self._write(raw)
+        self.digests += chunks.finish()
         self._write(b"N")
 
     def finish(self) -> None:
@@ -162,8 +200,18 @@ class _Splicer:
             self._held = None
         struct_len = self._pos - sum(n for _, n in self.segments)
         table = b"".join(SEGMENT.pack(o, n) for o, n in self.segments)
-        crc = zlib.crc32(table, self._crc)
-        self._write(table + FOOTER.pack(len(self.segments), struct_len, crc, MAGIC))
+        table += b"".join(DIGEST.pack(d) for d in self.digests)
+        self._sum.update(table)
+        footer = FOOTER2.pack(
+            len(self.segments),
+            struct_len,
+            len(self.digests),
+            self._sum.value(),
+            self._small.value(),
+            self.algo,
+            MAGIC2,
+        )
+        self._write(table + footer)
 
 
 _SMALL_HEADER = _LEN.pack(RAW_MIN_BYTES)
@@ -276,3 +324,15 @@ def write_stream(
     splicer.start()
     _ParaPickler(splicer, protocol, shuffle).dump(value)
     splicer.finish()
+
+
+def wrap_pickle(data: bytes) -> bytes:
+    """A whole pickle without arrays laid out as a para file (for tests)."""
+    algo = _checksum.best()
+    total = _checksum.Running(algo)
+    total.update(HEAD + data)
+    empty = _checksum.Running(algo).value()
+    footer = FOOTER2.pack(
+        0, len(HEAD) + len(data), 0, total.value(), empty, algo, MAGIC2
+    )
+    return HEAD + data + footer

@@ -9,12 +9,15 @@
   stream stands.
 
 Both resolve globals through ``_resolve``, which maps joblib's placeholder
-classes to ours (so no joblib is needed) and, with ``trusted=False``, refuses
-every global outside a small allow-list before importing it.
+classes to ours (so no joblib is needed). With ``trusted=False`` only the
+pure-Python one runs, as ``_SafeUnpickler``: every opcode that names, calls
+or changes an object is checked by the rules of ``_safe``.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import collections
 import os
 import pickle
 import sys
@@ -30,6 +33,7 @@ from ._npwrp import (
     _read_stream,
     segment_unwrapper,
 )
+from ._safe import SafeRules, check_array_state
 
 _PLACEHOLDER_MODULES = (
     "joblib.numpy_pickle",
@@ -46,42 +50,6 @@ _PLACEHOLDERS = {
 
 # Python 2 names still found in old pickles.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
-
-# Globals admitted by ``trusted=False``: data types whose construction and
-# ``__setstate__`` run no code chosen by the file. Python classes without a
-# ``__setstate__`` are left out on purpose: BUILD on the class object itself
-# would set attributes on it.
-_SAFE = frozenset(
-    [("builtins", n) for n in (
-        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset",
-        "int", "list", "object", "range", "set", "slice", "str", "tuple",
-    )]
-    + [
-        ("copyreg", "_reconstructor"),
-        ("_codecs", "encode"),
-        ("collections", "OrderedDict"),
-        ("collections", "deque"),
-        ("datetime", "date"),
-        ("datetime", "datetime"),
-        ("datetime", "time"),
-        ("datetime", "timedelta"),
-        ("datetime", "timezone"),
-        ("decimal", "Decimal"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy", "matrix"),
-        ("numpy", "memmap"),
-        ("numpy.matrixlib.defmatrix", "matrix"),
-        ("numpy._core.memmap", "memmap"),
-        ("numpy.core.memmap", "memmap"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-    ]
-)  # fmt: skip
 
 
 def normalize_allowed(allowed_globals: Iterable[Any]) -> frozenset[tuple[str, str]]:
@@ -142,7 +110,17 @@ class _Ctx:
         self.stream: Any = None  # sequential stream of the stream path
         self.file_size: int | None = None
         self.arrays_read = 0
+        # Checksums of a para file (see _checksum): algorithm (None: do not
+        # check), digests of each big block by offset, digests a stream has.
+        self.algo: int | None = None
+        self.block_sums: dict[int, list[int]] = {}
+        self.stream_digests = 0
+        self.para_stream = False  # a para file read as a stream (file object)
+        # Big blocks a para stream read (flat uint8 views; None: not checked).
+        self.stream_blocks: list[Any] = []
+        self.index: Any = None  # the checked footer of a para file
         self._classes: dict[str, type] = {}
+        self.rules = SafeRules(allowed, native) if safe else None
 
     @property
     def dirname(self) -> str:
@@ -168,6 +146,8 @@ class _Ctx:
                 base = SegmentPlaceholder  # read by the REDUCE that follows
             cls = type(name, (base,), {"__module__": base.__module__})
             self._classes[name] = cls
+            if self.rules is not None:
+                self.rules.placeholder_types = tuple(self._classes.values())
         return cls
 
 
@@ -178,6 +158,27 @@ def _unwrap(a: Any, *args: Any) -> Any:
     import numpy
 
     return numpy.asanyarray(a, *args)
+
+
+def _safe_unwrap(unwrap: Any, rules: SafeRules) -> Any:
+    """The ``numpy.asanyarray`` stand-in of a safe load: it only passes on
+    the array that a placeholder was replaced by (joblib's own use)."""
+
+    def asanyarray(a: Any, *args: Any) -> Any:
+        np = sys.modules.get("numpy")
+        if (
+            np is None
+            or not isinstance(a, (np.ndarray, SegmentPlaceholder))
+            or args not in ((), (None,))
+        ):
+            raise UnsafeLoadError(
+                "refused numpy.asanyarray with arguments from the file "
+                "(trusted=False only rebuilds data)"
+            )
+        rules.placeholders.discard(id(a))
+        return unwrap(a, *args)
+
+    return asanyarray
 
 
 def _numpy_module(module: str) -> str:
@@ -207,46 +208,27 @@ def _frombuffer(ctx: _Ctx, real: Any) -> Any:
 
 
 def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
+    renamed = _compat_pickle.NAME_MAPPING.get((module, name))
+    if renamed is not None:  # e.g. Python 2's __builtin__.xrange
+        module, name = renamed
     module = _PY2_MODULES.get(module, module)
     if module.startswith("numpy"):
         module = _numpy_module(module)
     if module in _PLACEHOLDER_MODULES and name in _PLACEHOLDERS:
         return ctx.placeholder(name)
     if (module, name) == ("numpy", "asanyarray"):
+        if ctx.rules is not None:
+            rules = ctx.rules
+            return rules.checked(
+                "asanyarray", lambda: _safe_unwrap(ctx.unwrapper(), rules)
+            )
         return ctx.unwrapper()
-    if ctx.safe and (module, name) not in _SAFE and (module, name) not in ctx.allowed:
-        raise UnsafeLoadError(
-            f"refused to load global '{module}.{name}': trusted=False admits "
-            "only numpy arrays/dtypes, builtin containers and scalars. If you "
-            f"trust this object, pass allowed_globals=['{module}.{name}']."
-        )
+    if ctx.rules is not None:
+        return ctx.rules.resolve(module, name, default)
     obj = default(module, name)
     if name == "_frombuffer" and module.startswith("numpy"):
         return _frombuffer(ctx, obj)
     return obj
-
-
-def _check_array_state(np: Any, state: tuple) -> None:
-    """Refuse ndarray states that make numpy read out of bounds.
-
-    ``ndarray.__setstate__`` trusts the length of an object array's item
-    list (numpy 2.4 crashes on a short one), so it is checked here first.
-    """
-    if len(state) not in (4, 5):
-        raise CorruptFileError("bad ndarray state")
-    shape, dtype, data = state[-4], state[-3], state[-1]
-    if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple):
-        raise CorruptFileError("bad ndarray state")
-    count = 1
-    for n in shape:
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise CorruptFileError(f"bad ndarray shape {shape!r}")
-        count *= int(n)
-    if dtype.hasobject and (not isinstance(data, list) or len(data) != count):
-        raise CorruptFileError(
-            f"object array of {count} items stored with "
-            f"{len(data) if isinstance(data, list) else type(data).__name__} items"
-        )
 
 
 class _LoadRules:
@@ -264,26 +246,119 @@ class _LoadRules:
 
 
 class _FastUnpickler(_LoadRules, pickle.Unpickler):
-    """C unpickler for the verified pickle bytes of a para file."""
+    """C unpickler for the verified pickle bytes of a para file (trusted)."""
 
 
-class _StreamUnpickler(_LoadRules, pickle._Unpickler):  # type: ignore[name-defined]
-    """Pure-Python unpickler reading raw array data in-line, like joblib."""
+_PyBase = pickle._Unpickler  # type: ignore[attr-defined]
 
-    dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+
+class _StreamUnpickler(_LoadRules, _PyBase):
+    """Pure-Python unpickler reading raw array data in-line, like joblib.
+
+    Also reads the checked pickle bytes of a para file for safe loads (the
+    placeholders are then ``SegmentPlaceholder``: their REDUCE reads the
+    array's raw block).
+    """
+
+    dispatch = _PyBase.dispatch.copy()
 
     def load_build(self) -> None:
         stack = self.stack
-        if len(stack) >= 2 and type(stack[-1]) is tuple:
-            np = sys.modules.get("numpy")
-            if np is not None and isinstance(stack[-2], np.ndarray):
-                _check_array_state(np, stack[-1])
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        np = sys.modules.get("numpy")
+        if len(stack) >= 2 and np is not None and isinstance(stack[-2], np.ndarray):
+            # numpy trusts the item count of an object array's state (and
+            # crashes on a short one): damaged files must not get there.
+            check_array_state(np, stack[-2], stack[-1])
+        _PyBase.load_build(self)
+        self._placeholder_read()
+
+    def _placeholder_read(self) -> None:
         top = self.stack[-1]
         if isinstance(top, (NumpyArrayWrapper, NDArrayWrapper)):
             ctx = self._ctx
-            self.stack[-1] = _read_stream(top, ctx, lambda f: _StreamUnpickler(f, ctx))
+            self.stack[-1] = _read_stream(top, ctx, lambda f: type(self)(f, ctx))
             if isinstance(top, NumpyArrayWrapper):
                 ctx.arrays_read += 1
 
     dispatch[pickle.BUILD[0]] = load_build
+
+
+_DICTS = (dict, collections.OrderedDict)
+_LISTS = (list, collections.deque)
+
+
+def _target(self: Any) -> Any:
+    """The object a MARK-ed opcode (SETITEMS, APPENDS, ADDITEMS) acts on."""
+    try:
+        return self.metastack[-1][-1]
+    except IndexError:
+        raise CorruptFileError("opcode without its target object") from None
+
+
+class _SafeUnpickler(_StreamUnpickler):
+    """``_StreamUnpickler`` for ``trusted=False``: each opcode that calls,
+    builds or fills an object is checked first (rules in ``_safe``)."""
+
+    dispatch = _StreamUnpickler.dispatch.copy()
+
+    def __init__(self, file: Any, ctx: _Ctx) -> None:
+        super().__init__(file, ctx)
+        self._rules = ctx.rules
+
+    def _checked(op: Any, check: Any) -> Any:  # type: ignore[misc]
+        def run(self: Any) -> None:
+            check(self, self._rules, self.stack)
+            op(self)
+
+        return run
+
+    def _instantiate(self, klass: Any, args: Any) -> None:
+        self._rules.check_call(klass, tuple(args))
+        _PyBase._instantiate(self, klass, args)
+
+    def load_build(self) -> None:
+        stack = self.stack
+        if len(stack) < 2:
+            raise CorruptFileError("BUILD without its object")
+        state = stack[-1]
+        if self._rules.build(stack[-2], state):
+            stack.pop()
+            return
+        _PyBase.load_build(self)
+        self._placeholder_read()
+
+    D = _PyBase
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.REDUCE[0]] = _checked(
+        D.load_reduce, lambda u, r, s: r.check_call(s[-2], s[-1])
+    )
+    dispatch[pickle.NEWOBJ[0]] = _checked(
+        D.load_newobj, lambda u, r, s: r.check_new(s[-2], s[-1])
+    )
+    dispatch[pickle.NEWOBJ_EX[0]] = _checked(
+        D.load_newobj_ex, lambda u, r, s: r.check_new(s[-3], s[-2], s[-1])
+    )
+    dispatch[pickle.SETITEM[0]] = _checked(
+        D.load_setitem, lambda u, r, s: r.check_target(s[-3], _DICTS, "SETITEM")
+    )
+    dispatch[pickle.SETITEMS[0]] = _checked(
+        D.load_setitems,
+        lambda u, r, s: r.check_target(_target(u), _DICTS, "SETITEMS"),
+    )
+    dispatch[pickle.APPEND[0]] = _checked(
+        D.load_append, lambda u, r, s: r.check_target(s[-2], _LISTS, "APPEND")
+    )
+    dispatch[pickle.APPENDS[0]] = _checked(
+        D.load_appends,
+        lambda u, r, s: r.check_target(_target(u), _LISTS, "APPENDS"),
+    )
+    dispatch[pickle.ADDITEMS[0]] = _checked(
+        D.load_additems,
+        lambda u, r, s: r.check_target(_target(u), (set,), "ADDITEMS"),
+    )
+    del D, _checked
+
+
+def stream_unpickler(f: Any, ctx: _Ctx) -> Any:
+    """The pure-Python unpickler this load needs (safe or not)."""
+    return (_SafeUnpickler if ctx.safe else _StreamUnpickler)(f, ctx)
