@@ -114,7 +114,11 @@ def summarize(result: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    save = [a for a in argv if a.startswith("--save=")]
+    argv = [a for a in argv if not a.startswith("--save=")]
     result = run(argv)
+    if save:
+        Path(save[0].split("=", 1)[1]).write_text(json.dumps(result, indent=1))
     summary = summarize(result)
     reasons = collections.Counter(result["deselected"].values())
     print("joblib test-suite with para standing in")
