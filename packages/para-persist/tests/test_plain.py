@@ -102,9 +102,12 @@ def test_compress_argument_forms(folder):
     ("compress", "match"),
     [
         (("zlib", 3, 1), "exactly 2 elements"),
-        (("zlib", 10), "Non valid compress level"),
-        (-1, "Non valid compress level"),
-        ("snappy", "Non valid compression method"),
+        # joblib's wording and quoting: the value in double quotes, as str.
+        (("zlib", 10), 'Non valid compress level given: "10"'),
+        (("zlib", "wrong"), 'Non valid compress level given: "wrong"'),
+        (-1, 'Non valid compress level given: "-1"'),
+        ("snappy", 'Non valid compression method given: "snappy"'),
+        (("wrong", 3), 'Non valid compression method given: "wrong"'),
         (("zstd", 23), "Non valid compress level"),
         ("zlib-ish", "snappy|zlib-ish"),
     ],

@@ -77,14 +77,14 @@ def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | No
         isinstance(level, bool) or not isinstance(level, int) or level not in levels
     ):
         raise ValueError(
-            f'Non valid compress level given: "{level!r}". Possible values '
+            f'Non valid compress level given: "{level}". Possible values '
             f"are {list(range(10))} (1 to 22 for zstd), True or False."
         )
     if method == "zstd" and not _compressors._is_available("zstd"):
         raise ValueError(ZSTD_NOT_INSTALLED_ERROR)
     if method not in _compressors._COMPRESSORS:
         raise ValueError(
-            f'Non valid compression method given: "{method!r}". Possible '
+            f'Non valid compression method given: "{method}". Possible '
             f"values are {sorted(_compressors._COMPRESSORS)}."
         )
     if isinstance(filename, str) and not explicit:
@@ -537,9 +537,8 @@ def load(
     encoding : str, default "ASCII"
         How to decode the ``str`` objects of a file written under Python 2
         (pickle's ``encoding``). With the default, such a file raises
-        joblib's ``ValueError``; ``"latin1"`` reads them as ``str`` and
-        ``"bytes"`` as ``bytes``. Files written under Python 3 do not depend
-        on it.
+        joblib's ``ValueError``; ``"latin1"`` reads them (as ``str``).
+        Files written under Python 3 do not depend on it.
 
     Returns
     -------
@@ -599,12 +598,12 @@ def load(
             "filename should be a path (str or os.PathLike) or a binary file "
             f"object with a read method, {filename!r} was given."
         )
-    if not isinstance(encoding, str) or (
-        encoding != "bytes" and not _is_codec(encoding)
-    ):
+    if not isinstance(encoding, str) or not _is_codec(encoding):
+        # Not "bytes" (pickle's other choice): joblib's placeholders of
+        # Python 2 files name their fields with str, which must stay text.
         raise ValueError(
-            "encoding must be 'ASCII' (the default), 'latin1', 'bytes' or "
-            f"another codec name, got {encoding!r}"
+            "encoding must be 'ASCII' (the default), 'latin1' or another "
+            f"codec name, got {encoding!r}"
         )
     name = os.fsdecode(filename) if is_path else getattr(filename, "name", None)
     ctx = _Ctx(
@@ -635,9 +634,7 @@ def load(
     except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):
         raise
     except UnicodeDecodeError as exc:
-        if ctx.encoding == "bytes" or (
-            codecs.lookup(exc.encoding).name != codecs.lookup(ctx.encoding).name
-        ):
+        if codecs.lookup(exc.encoding).name != codecs.lookup(ctx.encoding).name:
             raise CorruptFileError(
                 f"cannot load {name or filename!r}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -646,8 +643,8 @@ def load(
         raise CorruptFileError(
             "You may be trying to read with python 3 a joblib pickle generated "
             "with python 2. This feature is not supported by joblib. "
-            "(para can read it: load(..., encoding='latin1') decodes its "
-            "Python 2 str as text, encoding='bytes' keeps them as bytes.)"
+            "(para reads it with load(..., encoding='latin1'), which decodes "
+            "its Python 2 str as latin-1 text.)"
         ) from exc
     except (Exception, RecursionError) as exc:
         raise CorruptFileError(
