@@ -105,11 +105,7 @@ def test_open_files(tmp_path, writer, reader):
         _check(LIBS[reader].load(f))
 
 
-OPENERS = {
-    "gzip": lambda p, m: gzip.GzipFile(p, m),
-    "bz2": lambda p, m: bz2.BZ2File(p, m),
-    "lzma": lambda p, m: lzma.LZMAFile(p, m),
-}
+OPENERS = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "lzma": lzma.LZMAFile}
 
 
 @pytest.mark.parametrize("kind", OPENERS)
@@ -231,7 +227,10 @@ def test_mmap_mode_with_non_raw_file_object_warns_like_joblib(lib, tmp_path):
         LIBS[lib].dump(_value(), fo)
     with gzip.GzipFile(path, "rb") as fo:
         assert _warning_text(lib, fo) == [
-            (UserWarning, f'"{fo!r}" is not a raw file, mmap_mode "r" flag will be ignored.')
+            (
+                UserWarning,
+                f'"{fo!r}" is not a raw file, mmap_mode "r" flag will be ignored.',
+            )
         ]
 
 

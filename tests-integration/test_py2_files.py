@@ -20,7 +20,9 @@ _DATA = Path(importlib.util.find_spec("joblib").origin).parent / "test" / "data"
 PY2_FILES = sorted(
     p for p in _DATA.glob("joblib_*py27*") if not p.name.endswith(".npy")
 )
-MESSAGE = "You may be trying to read with python 3 a joblib pickle generated with python 2."
+MESSAGE = (
+    "You may be trying to read with python 3 a joblib pickle generated with python 2."
+)
 
 
 def test_there_are_python2_files():

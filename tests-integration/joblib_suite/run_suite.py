@@ -97,9 +97,11 @@ def summarize(result: dict) -> dict:
         functions
     )
     per_function = collections.Counter(functions.values())
-    ran = per_function["passed"] + per_function["failed"] + per_function[
-        "collection error"
-    ]
+    ran = (
+        per_function["passed"]
+        + per_function["failed"]
+        + per_function["collection error"]
+    )
     return {
         "items": dict(items),
         "items_deselected": len(result["deselected"]),
@@ -107,8 +109,9 @@ def summarize(result: dict) -> dict:
         "functions_deselected": len(deselected_functions),
         "share_passing": per_function["passed"] / ran if ran else 0.0,
         "failures": sorted(
-            k for k, e in result["outcomes"].items() if e["outcome"] in rank
-            and rank[e["outcome"]] >= 2
+            k
+            for k, e in result["outcomes"].items()
+            if e["outcome"] in rank and rank[e["outcome"]] >= 2
         ),
     }
 
@@ -122,10 +125,15 @@ def main(argv: list[str]) -> int:
     summary = summarize(result)
     reasons = collections.Counter(result["deselected"].values())
     print("joblib test-suite with para standing in")
-    print(f"  test items:     {summary['items']}, deselected {summary['items_deselected']}")
-    print(f"  test functions: {summary['functions']}, wholly deselected "
-          f"{summary['functions_deselected']}")
-    print(f"  share of remaining test functions passing: {summary['share_passing']:.1%}")
+    items, dropped = summary["items"], summary["items_deselected"]
+    print(f"  test items:     {items}, deselected {dropped}")
+    print(
+        f"  test functions: {summary['functions']}, wholly deselected "
+        f"{summary['functions_deselected']}"
+    )
+    print(
+        f"  share of remaining test functions passing: {summary['share_passing']:.1%}"
+    )
     print("  deselected items by reason:")
     for reason, n in reasons.most_common():
         print(f"    {n:4d}  {reason}")

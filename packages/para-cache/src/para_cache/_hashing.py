@@ -25,7 +25,6 @@ import sys
 import threading
 from typing import Any
 
-
 __all__ = ["Hasher", "NumpyHasher", "hash"]
 
 _HASH_NAMES = ("md5", "sha1", "xxh3")
@@ -336,8 +335,8 @@ def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
     Equal values hash equal: dicts and sets whatever their order, numpy
     arrays by class, dtype, shape, memory order (strides, for a view that is
     neither C- nor Fortran-contiguous) and data, nested containers element by
-    element; objects that refer to themselves are hashed too. The object is streamed into the hash, never pickled
-    into one big buffer.
+    element; objects that refer to themselves are hashed too. The object is
+    streamed into the hash, never pickled into one big buffer.
 
     Parameters
     ----------
