@@ -417,7 +417,9 @@ def _warn_mmap_ignored(f: Any, kind: str | None, mmap_mode: str) -> None:
             "flag passed. mmap_mode option will be ignored."
         )
     elif not isinstance(getattr(f, "raw", f), io.FileIO):
-        msg = f'"{f!r}" is not a raw file, mmap_mode "{mmap_mode}" flag will be ignored.'
+        msg = (
+            f'"{f!r}" is not a raw file, mmap_mode "{mmap_mode}" flag will be ignored.'
+        )
     else:
         return  # an open file: read in memory, silently, as joblib does
     warnings.warn(msg, stacklevel=4)
