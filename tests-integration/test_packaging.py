@@ -61,8 +61,12 @@ def test_metadata_and_layout(dist):
     meta = metadata.metadata(dist)
     import_name = dist.replace("-", "_")
     module = importlib.import_module(import_name)
-    assert meta["Version"] == module.__version__
-    assert re.fullmatch(r"\d+\.\d+\.\d+", module.__version__)
+    # para_joblib.__version__ is the joblib API level it implements (what
+    # clients comparing joblib.__version__ must see); its release is
+    # para_version.
+    own = module.para_version if import_name == "para_joblib" else module.__version__
+    assert meta["Version"] == own
+    assert re.fullmatch(r"\d+\.\d+\.\d+", own)
     assert meta["License-Expression"] == "BSD-3-Clause"
     assert meta["Requires-Python"] == ">=3.10"
     assert isinstance(module.__all__, list | tuple) and module.__all__
@@ -72,6 +76,21 @@ def test_metadata_and_layout(dist):
     assert (src / "py.typed").is_file()
     assert (PACKAGES / dist / "README.md").is_file()
     assert (PACKAGES / dist / "tests").is_dir()
+
+
+def test_the_meta_package_requires_the_fast_extras():
+    # pip install para-joblib is the fast joblib: zstd compression and xxh3
+    # Memory keys without any extra; the slim packages keep them optional.
+    extras = {
+        req.name.lower(): req.extras
+        for req in _requirements("para-joblib")
+        if req.marker is None
+    }
+    assert {"numpy", "zstd"} <= extras["para-persist"]
+    assert "fast-hash" in extras["para-cache"]
+    for dist, fast in (("para-persist", "zstandard"), ("para-cache", "xxhash")):
+        (req,) = [r for r in _requirements(dist) if r.name.lower() == fast]
+        assert "extra" in str(req.marker), f"{dist} must keep {fast} optional"
 
 
 def test_no_package_named_para_is_used():
