@@ -83,6 +83,12 @@ def __getattr__(name: str) -> Any:
         from ._config import DEFAULT_BACKEND
 
         return DEFAULT_BACKEND
+    if name == "BACKENDS" or name == "EXTERNAL_BACKENDS":
+        # The registries (joblib.parallel's names): the built-in backends
+        # register themselves when their module is first imported.
+        from . import _backends, _config  # noqa: F401
+
+        return getattr(_config, name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'para_core' has no attribute {name!r}")
@@ -98,7 +104,9 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_BACKEND",
+    "EXTERNAL_BACKENDS",
     "AutoBatchingMixin",
     "BatchedCalls",
     "FallbackToBackend",

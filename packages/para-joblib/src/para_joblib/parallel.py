@@ -19,8 +19,10 @@ from ._lazy import make_lazy_module
 from ._sources import _CORE
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_BACKEND",
     "DEFAULT_THREAD_BACKEND",
+    "EXTERNAL_BACKENDS",
     "TASK_DONE",
     "TASK_ERROR",
     "TASK_PENDING",
@@ -57,6 +59,8 @@ _BACKENDS = ("para_joblib._parallel_backends",)
 _TABLE = {
     **dict.fromkeys(
         [
+            "BACKENDS",
+            "EXTERNAL_BACKENDS",
             "BatchedCalls",
             "Parallel",
             "cpu_count",
@@ -130,6 +134,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
+        BACKENDS,
+        EXTERNAL_BACKENDS,
         BatchedCalls,
         Parallel,
         cpu_count,
