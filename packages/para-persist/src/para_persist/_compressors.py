@@ -63,6 +63,9 @@ _ZSTD_THREADED_MIN = 32 * 1024**2
 _ZSTD_MT_MIN = 2 * 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
+#: Every registered compressor by name (``register_compressor`` adds to it);
+#: joblib's ``joblib.compressor._COMPRESSORS``. Read it, do not edit it.
+COMPRESSORS = _COMPRESSORS
 
 
 class CompressorWrapper:
