@@ -1,15 +1,16 @@
-"""Test-only stand-in: every ``import joblib`` of this process resolves to para.
+"""What the joblib-suite runner adds to para_joblib's switch, in every process.
 
-Put on ``PYTHONPATH`` by the joblib-suite runner (``run_suite.py``), so that it
-applies in the pytest process and in every worker process it starts. It maps:
+The runner starts pytest with ``PARA_AS_JOBLIB=1`` (para_joblib's official
+switch: every ``import joblib`` gives para_joblib, in workers too) and this
+folder on ``PYTHONPATH``, so that this file also runs at each interpreter's
+start. It adds, in front of the switch:
 
-- ``joblib`` and ``joblib.X`` to ``para_joblib`` and ``para_joblib.X``;
-- ``joblib.test`` / ``joblib.test.*`` / ``joblib.testing`` to the copy of
+- ``joblib.test`` / ``joblib.test.*`` / ``joblib.testing``: the copy of
   joblib's test package that the runner made in a temporary folder (the tests
   under examination and their pytest helpers, not the library under test);
-- a joblib internal that para does not provide to a placeholder that fails
+- for a joblib internal that para does not provide, a placeholder that fails
   loudly when a test uses it (``ParaMissingInternal``), so that one missing
-  internal name fails the tests that use it instead of every test of the file.
+  internal name fails the tests that use it, not every test of its file.
 
 The real joblib is never imported by a process that loads this file.
 """
@@ -76,6 +77,9 @@ def _with_fallback(module: types.ModuleType, public_name: str) -> None:
     """Let ``from joblib.X import internal`` succeed with a placeholder."""
     if getattr(module, "_para_suite_fallback", False):
         return
+    real_name = getattr(module, "__name__", "")
+    if real_name.startswith(("loky", "cloudpickle")):
+        return  # joblib.externals.*: the real packages, complete
     original = module.__dict__.get("__getattr__")
 
     def __getattr__(name):
@@ -92,48 +96,65 @@ def _with_fallback(module: types.ModuleType, public_name: str) -> None:
     module._para_suite_fallback = True
 
 
-class _AliasLoader(importlib.abc.Loader):
-    def __init__(self, target: str | None) -> None:
-        self.target = target
+class _PlaceholderLoader(importlib.abc.Loader):
+    """A joblib module para does not provide: every name is a placeholder."""
 
     def create_module(self, spec):
-        if self.target is None:
-            module = types.ModuleType(spec.name)
-            module.__path__ = []  # a package, so that joblib.X.Y resolves too
-        else:
-            module = importlib.import_module(self.target)
-        if spec.name != "joblib":  # the top level is joblib's public face
-            _with_fallback(module, spec.name)
+        module = types.ModuleType(spec.name)
+        module.__path__ = []  # a package, so that joblib.X.Y resolves too
+        _with_fallback(module, spec.name)
         return module
 
     def exec_module(self, module):
         pass
 
 
-class _JoblibToPara(importlib.abc.MetaPathFinder):
+class _FallbackLoader(importlib.abc.Loader):
+    """para's module for joblib.X (from the switch), with placeholders for
+    the internal names it lacks."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec):
+        module = self.inner.create_module(spec)
+        if module is not None:
+            _with_fallback(module, spec.name)
+        return module
+
+    def exec_module(self, module):
+        self.inner.exec_module(module)
+        _with_fallback(module, module.__name__)
+
+
+class _SuiteFinder(importlib.abc.MetaPathFinder):
+    """In front of para_joblib's switch: joblib's tests, and placeholders."""
+
     def __init__(self, tests_root: str | None) -> None:
         self.tests_root = tests_root  # folder holding test/ and testing.py
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "joblib" and not fullname.startswith("joblib."):
+        if not fullname.startswith("joblib."):
             return None
-        rest = fullname[len("joblib") :].lstrip(".")
+        rest = fullname[len("joblib.") :]
         if self.tests_root and (
             rest == "testing" or rest == "test" or rest.startswith("test.")
         ):
             return self._test_spec(fullname, rest)
-        target = "para_joblib" + (f".{rest}" if rest else "")
-        try:
-            found = importlib.util.find_spec(target)
-        except ModuleNotFoundError:
-            found = None
-        is_pkg = True
-        if found is None:
-            target = None
-        else:
-            is_pkg = found.submodule_search_locations is not None
+        # Ask the finders behind this one (the switch answers joblib.*).
+        for finder in sys.meta_path[sys.meta_path.index(self) + 1 :]:
+            try:
+                spec = finder.find_spec(fullname, path, target)
+            except ModuleNotFoundError:
+                spec = None
+            except AttributeError:
+                continue
+            if spec is not None:
+                spec.loader = _FallbackLoader(spec.loader)
+                return spec
+            break  # the switch is first: it does not provide this module
         return importlib.machinery.ModuleSpec(
-            fullname, _AliasLoader(target), is_package=is_pkg
+            fullname, _PlaceholderLoader(), is_package=True
         )
 
     def _test_spec(self, fullname, rest):
@@ -151,11 +172,17 @@ class _JoblibToPara(importlib.abc.MetaPathFinder):
 
 
 def _install() -> None:
-    if any(isinstance(f, _JoblibToPara) for f in sys.meta_path):
+    if any(isinstance(f, _SuiteFinder) for f in sys.meta_path):
         return
-    if "joblib" in sys.modules:
-        raise RuntimeError("the real joblib was imported before the para alias")
-    sys.meta_path.insert(0, _JoblibToPara(os.environ.get(_TESTS_ENV)))
+    import para_joblib
+
+    # The official switch (PARA_AS_JOBLIB=1 turns it on through the .pth
+    # file para-joblib installs; calling it again does nothing).
+    para_joblib.install_as_joblib()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("joblib.") and module is not None:
+            _with_fallback(module, name)
+    sys.meta_path.insert(0, _SuiteFinder(os.environ.get(_TESTS_ENV)))
 
 
 _install()
