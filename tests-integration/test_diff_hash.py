@@ -71,11 +71,12 @@ def test_array_equality_rules_agree(a, b):
     f = np.asfortranarray(a)
     assert same(para_joblib, a, f) == same(joblib, a, f)
     if a.ndim and a.size > 1:
-        # joblib also hashes the strides, so a strided view and its
-        # contiguous copy differ there; para hashes values (dtype, shape,
-        # order, data), as its issue states: equal values hash equal.
+        # A strided view keeps its layout in the hash in both libraries: it
+        # differs from its contiguous copies, and equals an equal view.
         view = a[::-1]
-        assert same(para_joblib, view, np.ascontiguousarray(view))
+        for copy in (np.ascontiguousarray(view), np.asfortranarray(view)):
+            assert same(para_joblib, view, copy) == same(joblib, view, copy)
+        assert same(para_joblib, view, a.copy()[::-1])
 
 
 @pytest.mark.parametrize("hash_name", ["md5", "sha1"])

@@ -116,8 +116,12 @@ def test_garbage_entry_is_recomputed(tmp_path):
     [(entry, _)] = _entries(str(tmp_path / "joblib"))
     with open(os.path.join(entry, "output.pkl"), "wb") as f:
         f.write(b"not a pickle at all")
+    logged = []
+    cached.warn = logged.append  # joblib's tests watch the logger this way
     with pytest.warns(CacheWarning):
         assert cached(-3) == 3
+    assert len(logged) == 1
+    assert logged[0].startswith("Exception while loading results for abs(-3)")
     ref = cached.call_and_shelve(-3)
     assert ref.get() == 3
 

@@ -378,3 +378,33 @@ def test_store_subclass_overriding_joblibs_writers_sees_them_called(tmp_path):
     assert [name for name, _ in calls] == ["dump_item", "store_metadata"]
     assert calls[0][1] == 6
     assert "duration" in calls[1][1]
+
+
+def test_store_used_without_configure_warns_with_joblibs_categories(tmp_path):
+    # As joblib's test_store_backends does: location and compress set by hand.
+    import pickle
+    import warnings
+
+    from para_cache import CacheWarning, FileSystemStoreBackend
+
+    class Fails:
+        def __reduce__(self):
+            raise RuntimeError("some exception")
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise pickle.PicklingError("not picklable")
+
+    store = FileSystemStoreBackend()
+    store.location = str(tmp_path / "store")
+    store.compress = None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        store.dump_item("testpath", Fails())
+        store.dump_item("testpath", Unpicklable())
+    got = [(w.category, str(w.message)) for w in seen]
+    assert got[0] == (
+        CacheWarning,
+        "Unable to cache to disk. Exception: some exception.",
+    )
+    assert got[1][0] is FutureWarning and "not picklable" in got[1][1]

@@ -224,19 +224,24 @@ def test_reduce_size(store):
     assert store.entries() == []
 
 
+_SCALE_CALLS: list = []
+
+
+class _Thing:
+    # Module level: ``self`` is hashed with the arguments, and an instance of
+    # a class defined in a function cannot be (joblib's PicklingError).
+    def __init__(self, k):
+        self.k = k
+
+    def scale(self, x):
+        _SCALE_CALLS.append(("scale", x))
+        return self.k * x
+
+
 def test_methods_lambdas_nested_and_partials(store):
     mem = store.memory()
-    counter = Counter()
-
-    class Thing:
-        def __init__(self, k):
-            self.k = k
-
-        def scale(self, x):
-            counter("scale", x)
-            return self.k * x
-
-    t = Thing(3)
+    _SCALE_CALLS.clear()
+    t = _Thing(3)
     scaled = mem.cache(t.scale)
     assert scaled(2) == 6
     assert scaled(2) == 6
@@ -246,7 +251,7 @@ def test_methods_lambdas_nested_and_partials(store):
     part = mem.cache(functools.partial(pow, 2))
     assert part(5) == 32
     assert part(5) == 32
-    assert counter.calls == [("scale", 2)]
+    assert _SCALE_CALLS == [("scale", 2)]
     assert len(store.entries()) == 3
 
 

@@ -32,6 +32,8 @@ def _arrays():
         "fortran": np.asfortranarray(rng.random((300, 40))),
         "view": rng.random((400, 300))[::3, ::2],
         "small_view": np.arange(100)[::7],
+        # 1-d and strided: reshape(-1) returns it as is (no copy).
+        "big_1d_view": rng.random(2 * BIG)[::2],
         "matrix": np.matrix(np.arange(12).reshape(3, 4)),
         "big_matrix": np.matrix(rng.random((300, 300))),
         "object": np.array([1, "two", {"three": 3}, None], dtype=object),

@@ -102,9 +102,12 @@ def test_compress_argument_forms(folder):
     ("compress", "match"),
     [
         (("zlib", 3, 1), "exactly 2 elements"),
-        (("zlib", 10), "Non valid compress level"),
-        (-1, "Non valid compress level"),
-        ("snappy", "Non valid compression method"),
+        # joblib's wording and quoting: the value in double quotes, as str.
+        (("zlib", 10), 'Non valid compress level given: "10"'),
+        (("zlib", "wrong"), 'Non valid compress level given: "wrong"'),
+        (-1, 'Non valid compress level given: "-1"'),
+        ("snappy", 'Non valid compression method given: "snappy"'),
+        (("wrong", 3), 'Non valid compression method given: "wrong"'),
         (("zstd", 23), "Non valid compress level"),
         ("zlib-ish", "snappy|zlib-ish"),
     ],
@@ -335,3 +338,70 @@ def test_zstd_file_not_written_by_para(folder):
     )
     assert load(path) == value
     assert load(path, trusted=False) == value
+
+
+# -- file objects and streams (issue 15) ---------------------------------------
+class _ReadOnly:
+    """Only ``read``: no peek, seek, tell nor fileno."""
+
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+
+    def read(self, n=-1):
+        return self._f.read(n)
+
+
+@pytest.mark.parametrize("compress", [0, 3, ("bz2", 1)])
+def test_bytesio_loads_right_after_dump_without_seek(compress):
+    value = {"a": [1, 2.5, "x"] * 50, "b": b"\x00" * 300}
+    buf = io.BytesIO()
+    dump(value, buf, compress=compress)
+    assert load(buf) == value  # at the end: read from the start, as joblib
+
+
+def test_seekable_stream_is_read_from_where_it_stands():
+    buf = io.BytesIO()
+    buf.write(b"header")
+    dump([1, 2], buf)
+    buf.seek(len(b"header"))
+    assert load(buf) == [1, 2]
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_non_seekable_streams(compress):
+    value = {"k": list(range(2000)), "s": "été"}
+    buf = io.BytesIO()
+    dump(value, buf, compress=compress)
+    assert load(_ReadOnly(buf.getvalue())) == value
+    rfd, wfd = os.pipe()
+    writer = threading.Thread(target=lambda: _write_all(wfd, buf.getvalue()))
+    writer.start()
+    with os.fdopen(rfd, "rb", buffering=0) as r:  # raw pipe: short reads
+        assert load(r) == value
+    writer.join()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as w:
+        for i in range(0, len(data), 7):  # in small pieces
+            w.write(data[i : i + 7])
+            w.flush()
+
+
+def test_mmap_mode_with_bytesio_warns_as_joblib():
+    buf = io.BytesIO()
+    dump([1], buf)
+    buf.seek(0)
+    with pytest.warns(UserWarning, match="In memory persistence is not compatible"):
+        assert load(buf, mmap_mode="r") == [1]
+
+
+def test_python2_str_raises_joblibs_value_error_unless_an_encoding_is_given():
+    # A protocol-2 pickle holding a Python 2 str (SHORT_BINSTRING, non-ASCII).
+    py2 = b"\x80\x02U\x03\xe9t\xe9q\x00."
+    buf = io.BytesIO(py2)
+    with pytest.raises(ValueError, match="generated with python 2"):
+        load(buf)
+    assert load(io.BytesIO(py2), encoding="latin1") == "été"
+    with pytest.raises(ValueError, match="encoding must be"):
+        load(io.BytesIO(py2), encoding="no-such-codec")

@@ -23,10 +23,7 @@ import os
 import pickle
 import sys
 import threading
-import types
 from typing import Any
-
-from ._inspect import _code_digest
 
 __all__ = ["Hasher", "NumpyHasher", "hash"]
 
@@ -200,14 +197,6 @@ class _HashPickler(pickle.Pickler):
         ndarray = self._ndarray
         if ndarray is not None and isinstance(obj, ndarray):
             return tuple, (self._array_id(obj),)
-        if isinstance(obj, (type, types.FunctionType)):
-            qualname = getattr(obj, "__qualname__", "")
-            if "<locals>" in qualname or "<lambda>" in qualname:
-                # Not importable, so not picklable by reference: identify it
-                # by where it was defined and, for functions, by its code.
-                code = getattr(obj, "__code__", None)
-                digest = _code_digest(code) if code is not None else ""
-                return tuple, (("local", obj.__module__, qualname, digest),)
         return NotImplemented
 
     def _array_id(self, arr: Any) -> Any:
@@ -221,7 +210,9 @@ class _HashPickler(pickle.Pickler):
         elif arr.flags.f_contiguous:
             order, data = "F", arr.T
         else:
-            order, data = "C", np.ascontiguousarray(arr)
+            # A strided view keeps its memory layout in the hash (as joblib
+            # does): it differs from its C and Fortran copies.
+            order, data = ("strides", arr.strides), np.ascontiguousarray(arr)
         klass = type(arr)
         if self._coerce_mmap and isinstance(arr, np.memmap):
             klass = np.ndarray
@@ -234,9 +225,7 @@ class _HashPickler(pickle.Pickler):
 
 
 def _hash_bytes(obj: Any, hash_name: str, coerce_mmap: bool) -> bytes:
-    h = _new_hash(hash_name)
-    _dump_into(h, obj, coerce_mmap)
-    return h.digest()
+    return _feed(hash_name, obj, coerce_mmap).digest()
 
 
 # Idle picklers per thread, reused by the next hash: building one costs
@@ -244,7 +233,52 @@ def _hash_bytes(obj: Any, hash_name: str, coerce_mmap: bool) -> bytes:
 _IDLE = threading.local()
 
 
+class _Cyclic(Exception):
+    """The object refers to itself: hash it again with a memo."""
+
+
+class _CyclicHashPickler(_HashPickler):
+    """Pickler for self-referencing objects: memo on, as pickle needs for
+    cycles, and one persistent id per dict/set object, so that a cycle through
+    a dict ends at the second visit instead of recursing forever."""
+
+    def __init__(self, sink: _Sink, coerce_mmap: bool) -> None:
+        super().__init__(sink, coerce_mmap)
+        self.fast = False
+        self._ids: dict[int, tuple[Any, Any]] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is not dict and t is not set and t is not frozenset:
+            return None
+        seen = self._ids.get(id(obj))
+        if seen is not None:
+            return seen[1]
+        pid = super().persistent_id(obj)
+        if pid is not None:
+            self._ids[id(obj)] = (obj, pid)  # obj kept alive: ids stay unique
+        return pid
+
+
+def _unpicklable(obj: Any, exc: BaseException) -> pickle.PicklingError:
+    # joblib's wording, which callers match on.
+    err = pickle.PicklingError(f"PicklingError while hashing {obj!r}: {exc!r}")
+    err.__cause__ = exc
+    return err
+
+
+def _is_unpicklable(exc: BaseException) -> bool:
+    # The C pickler reports a function defined in a function (not importable)
+    # as an AttributeError; the Python pickler, as joblib sees it, as a
+    # PicklingError.
+    return isinstance(exc, pickle.PicklingError) or (
+        isinstance(exc, AttributeError) and "Can't pickle" in str(exc)
+    )
+
+
 def _dump_into(h: Any, obj: Any, coerce_mmap: bool) -> None:
+    """Feed ``obj`` into ``h``; raise ``_Cyclic`` (``h`` then holds a partial
+    stream) when ``obj`` refers to itself."""
     key = (coerce_mmap, "numpy" in sys.modules)
     try:
         idle = _IDLE.picklers
@@ -258,20 +292,51 @@ def _dump_into(h: Any, obj: Any, coerce_mmap: bool) -> None:
     pickler.tree_hash = name if name in _TREE_HASHES else None
     try:
         pickler.dump(obj)
-    except pickle.PicklingError as exc:
-        exc.args += (f"PicklingError while hashing {obj!r}: {exc!r}",)
+    except (ValueError, RecursionError) as exc:
+        # Without a memo, pickle reports cycles as one of these two.
+        if isinstance(exc, ValueError) and "cyclic" not in str(exc):
+            raise
+        raise _Cyclic from None
+    except (pickle.PicklingError, AttributeError) as exc:
+        if _is_unpicklable(exc):
+            raise _unpicklable(obj, exc) from exc
         raise
     pickler.sink.update = None
     idle.setdefault(key, []).append(pickler)
+
+
+def _dump_cyclic(h: Any, obj: Any, coerce_mmap: bool) -> None:
+    pickler = _CyclicHashPickler(_Sink(), coerce_mmap)
+    pickler.sink.update = h.update
+    name = getattr(h, "name", None)
+    pickler.tree_hash = name if name in _TREE_HASHES else None
+    try:
+        pickler.dump(obj)
+    except (pickle.PicklingError, AttributeError) as exc:
+        if _is_unpicklable(exc):
+            raise _unpicklable(obj, exc) from exc
+        raise
+
+
+def _feed(hash_name: str, obj: Any, coerce_mmap: bool) -> Any:
+    """A new hash object of ``hash_name`` fed with ``obj``."""
+    h = _new_hash(hash_name)
+    try:
+        _dump_into(h, obj, coerce_mmap)
+    except _Cyclic:
+        h = _new_hash(hash_name)
+        _dump_cyclic(h, obj, coerce_mmap)
+    return h
 
 
 def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
     """Return a hex digest identifying the value of ``obj``.
 
     Equal values hash equal: dicts and sets whatever their order, numpy
-    arrays by class, dtype, shape, memory order and data, nested containers
-    element by element. The object is streamed into the hash, never pickled
-    into one big buffer.
+    arrays by class, dtype, shape, memory order (strides, for a view that is
+    neither C- nor Fortran-contiguous) and data, nested containers element by
+    element; objects that refer to themselves are hashed too. The object is
+    streamed into the hash, never pickled into one big buffer.
 
     Parameters
     ----------
@@ -293,7 +358,9 @@ def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
     ValueError
         If ``hash_name`` is not one of the accepted names.
     pickle.PicklingError
-        If ``obj`` holds something that cannot be pickled.
+        If ``obj`` holds something that pickle cannot serialize by reference,
+        such as a function defined inside another function (the message
+        starts with ``PicklingError while hashing``, as joblib's).
 
     Notes
     -----
@@ -307,9 +374,7 @@ def hash(obj: Any, hash_name: str = "md5", coerce_mmap: bool = False) -> str:
     >>> hash({"a": 1, "b": 2}) == hash({"b": 2, "a": 1})
     True
     """
-    h = _new_hash(hash_name)
-    _dump_into(h, obj, coerce_mmap)
-    return h.hexdigest()
+    return _feed(hash_name, obj, coerce_mmap).hexdigest()
 
 
 class Hasher:
@@ -346,7 +411,12 @@ class Hasher:
         str or None
             The hexadecimal digest.
         """
-        _dump_into(self._hash, obj, self.coerce_mmap)
+        before = self._hash.copy()
+        try:
+            _dump_into(self._hash, obj, self.coerce_mmap)
+        except _Cyclic:
+            self._hash = before
+            _dump_cyclic(self._hash, obj, self.coerce_mmap)
         if return_digest:
             return self._hash.hexdigest()
         return None

@@ -294,6 +294,12 @@ class MemorizedFunc(Logger):
                 pass  # cleared by another process meanwhile: just recompute
             except Exception:
                 _, signature = format_signature(self.func, *args, **kwargs)
+                # joblib's report, through the logger (code that replaces
+                # ``warn`` sees it), and a CacheWarning for warning filters.
+                self.warn(
+                    f"Exception while loading results for {signature}\n "
+                    f"{traceback.format_exc()}"
+                )
                 warnings.warn(
                     f"Corrupted cache entry {'/'.join(call_id)} for {signature}; "
                     "it is removed and recomputed. Cause:\n"

@@ -45,12 +45,21 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def _warn_not_cached(exc: Exception) -> None:
-    """Report an output that could not be stored: the call's result stands."""
+    """Report an output that could not be stored: the call's result stands.
+
+    joblib's categories: a FutureWarning for a PicklingError (joblib plans to
+    raise there), a CacheWarning for anything else.
+    """
     if isinstance(exc, PicklingError):
-        message = f"Unable to cache to disk: failed to pickle output. Exception: {exc}."
+        message = (
+            "Unable to cache to disk: failed to pickle output. In version 1.5 "
+            f"this will raise an exception. Exception: {exc}."
+        )
+        category: type[Warning] = FutureWarning
     else:
-        message = f"Unable to cache to disk. Exception: {exc!r}."
-    warnings.warn(message, CacheWarning, stacklevel=3)
+        message = f"Unable to cache to disk. Exception: {exc}."
+        category = CacheWarning
+    warnings.warn(message, category, stacklevel=3)
 
 
 class CacheWarning(Warning):
@@ -357,6 +366,12 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
     # Entry paths are built on every hit and miss: concatenation, which is
     # what os.path.join gives for these relative, non-empty parts.
     _prefix = ""
+    # What configure() sets, for a store used without it (joblib's tests set
+    # ``location`` and ``compress`` by hand, then call dump_item).
+    compress = False
+    mmap_mode = None
+    verbose = 1
+    _fsync = False
 
     def _path(self, *parts: str) -> str:
         if len(parts) == 2 and self._prefix:

@@ -79,6 +79,13 @@ def __getattr__(name: str) -> Any:
         # Name of the backend used outside any parallel_config; changed by
         # register_parallel_backend(..., make_default=True), so never cached.
         return importlib.import_module("._registry", __name__).DEFAULT_BACKEND
+    if name == "BACKENDS" or name == "EXTERNAL_BACKENDS":
+        # joblib.parallel's registries, read (and changed) by its tests and
+        # by clients; the registry itself stays importable without a backend.
+        registry = importlib.import_module("._registry", __name__)
+        if name == "BACKENDS":
+            return registry.backend_classes()
+        return registry.EXTERNAL_BACKENDS
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'para_core' has no attribute {name!r}")
@@ -94,7 +101,9 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_BACKEND",
+    "EXTERNAL_BACKENDS",
     "AutoBatchingMixin",
     "BatchedCalls",
     "FallbackToBackend",

@@ -158,7 +158,12 @@ class _Call:
                 f"Using backend {type(backend).__name__} with {self.n_jobs} "
                 "concurrent workers."
             )
-            self.nested = backend.get_nested_backend()
+            nested = backend.get_nested_backend()
+            if not isinstance(nested, tuple):
+                # Backends written for joblib < 0.12.6 return the backend
+                # alone; joblib still accepts them.
+                nested = (nested, None)
+            self.nested = nested
             self.callbacks = backend.supports_retrieve_callback
             # Our process backends also tell the pickled size of results.
             self.sized = (

@@ -196,6 +196,13 @@ class Parallel:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_jobs={self.n_jobs})"
 
+    def _effective_n_jobs(self) -> int:
+        # joblib's name, which its tests and some clients call: the workers
+        # this Parallel's backend would use for its n_jobs.
+        if self._backend is None:
+            return 1
+        return self._backend.effective_n_jobs(self.n_jobs)
+
     def _print(self, msg: str) -> None:
         if not self.verbose:
             return

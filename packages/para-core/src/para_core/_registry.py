@@ -77,10 +77,27 @@ _BUILTIN: dict[str, _Lazy] = {
 }
 
 BACKENDS: dict[str, Callable[..., Any]] = dict(_BUILTIN)
+#: joblib's hook for backends shipped by other libraries: name -> a function
+#: that registers that name (through :func:`register_parallel_backend`); it
+#: is called the first time the name is asked for and is not yet registered.
+EXTERNAL_BACKENDS: dict[str, Callable[[], Any]] = {}
 DEFAULT_BACKEND = "loky"
 DEFAULT_THREAD_BACKEND = "threading"
 # Where no process can run (see _mp), these names mean threads, as in joblib.
 _PROCESS_BACKENDS = ("loky", "multiprocessing")
+
+
+def backend_classes() -> dict[str, Callable[..., Any]]:
+    """The registry as joblib shows it (``joblib.parallel.BACKENDS``).
+
+    Built-in entries become their classes, the form clients read and
+    subclass; an optional one (dask) stays lazy until it is first used, so
+    reading the registry never imports a dependency the program may lack.
+    """
+    for name, factory in list(BACKENDS.items()):
+        if type(factory) is _Lazy and factory._missing is None:
+            BACKENDS[name] = factory.load()
+    return BACKENDS
 
 
 def builtin_backend(name: str, **params: Any) -> Any:
@@ -98,6 +115,9 @@ def _make_backend(name: str, **params: Any) -> Any:
         )
         name = DEFAULT_THREAD_BACKEND
     factory = BACKENDS.get(name)
+    if factory is None and name in EXTERNAL_BACKENDS:
+        EXTERNAL_BACKENDS[name]()
+        factory = BACKENDS.get(name)
     if factory is None:
         raise ValueError(f"Invalid backend: {name}, expected one of {sorted(BACKENDS)}")
     return factory(**params)

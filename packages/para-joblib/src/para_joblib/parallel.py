@@ -12,6 +12,7 @@ the ``TASK_*`` status names. Names resolve on first use (see
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,10 @@ from ._lazy import make_lazy_module
 from ._sources import _CORE
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_BACKEND",
     "DEFAULT_THREAD_BACKEND",
+    "EXTERNAL_BACKENDS",
     "TASK_DONE",
     "TASK_ERROR",
     "TASK_PENDING",
@@ -57,6 +60,8 @@ _BACKENDS = (f"{__package__}._parallel_backends",)
 _TABLE = {
     **dict.fromkeys(
         [
+            "BACKENDS",
+            "EXTERNAL_BACKENDS",
             "BatchedCalls",
             "Parallel",
             "cpu_count",
@@ -128,8 +133,33 @@ def __dir__() -> list[str]:
     return sorted(set(_dir()) | {"DEFAULT_BACKEND", "mp"})
 
 
+class _ParallelModule(ModuleType):
+    """This module's type: ``joblib.parallel.DEFAULT_BACKEND = name`` (how
+    joblib's tests and some clients restore the default) sets para's."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "DEFAULT_BACKEND":
+            super().__setattr__(name, value)
+            return
+        import para_core
+
+        if value not in para_core.BACKENDS:
+            raise ValueError(
+                f"DEFAULT_BACKEND must name a registered backend "
+                f"({sorted(para_core.BACKENDS)}), got {value!r}"
+            )
+        para_core.register_parallel_backend(
+            value, para_core.BACKENDS[value], make_default=True
+        )
+
+
+sys.modules[__name__].__class__ = _ParallelModule
+
+
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
+        BACKENDS,
+        EXTERNAL_BACKENDS,
         BatchedCalls,
         Parallel,
         cpu_count,

@@ -9,6 +9,7 @@ file. zstd (multi-threaded) joins joblib's compressors.
 
 from ._api import dump, load, load_compatibility
 from ._compressors import (
+    COMPRESSORS,
     LZ4_NOT_INSTALLED_ERROR,
     ZSTD_NOT_INSTALLED_ERROR,
     BinaryGzipFile,
@@ -35,6 +36,7 @@ from ._npwrp import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPRESSORS",
     "LZ4_NOT_INSTALLED_ERROR",
     "NUMPY_ARRAY_ALIGNMENT_BYTES",
     "ZSTD_NOT_INSTALLED_ERROR",

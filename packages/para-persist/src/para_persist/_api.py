@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -88,14 +89,14 @@ def _parse_compress(compress: Any, filename: Any) -> tuple[str, int | None] | No
         isinstance(level, bool) or not isinstance(level, int) or level not in levels
     ):
         raise ValueError(
-            f'Non valid compress level given: "{level!r}". Possible values '
+            f'Non valid compress level given: "{level}". Possible values '
             f"are {list(range(10))} (1 to 22 for zstd), True or False."
         )
     if method == "zstd" and not _compressors._is_available("zstd"):
         raise ValueError(ZSTD_NOT_INSTALLED_ERROR)
     if method not in _compressors._COMPRESSORS:
         raise ValueError(
-            f'Non valid compression method given: "{method!r}". Possible '
+            f'Non valid compression method given: "{method}". Possible '
             f"values are {sorted(_compressors._COMPRESSORS)}."
         )
     if isinstance(filename, str) and not explicit:
@@ -317,15 +318,144 @@ def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
     return obj
 
 
-def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
-    n = _compressors._max_prefix_len()
-    if hasattr(f, "peek"):
-        head = f.peek(max(n, len(HEAD)))[: max(n, len(HEAD))]
-    else:
+def _regular_file_size(f: Any) -> int | None:
+    raw = getattr(f, "raw", f)
+    if not isinstance(raw, io.FileIO):
+        return None
+    try:
+        st = os.fstat(raw.fileno())
+    except (OSError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_exact(f: Any, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at the end of the stream."""
+    out = b""
+    while len(out) < n:
+        chunk = f.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _is_seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable()) and isinstance(f.tell(), int)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _start_of(f: Any, n: int) -> tuple[Any, bytes]:
+    """The stream to unpickle from a user's file object, and its first bytes.
+
+    A seekable object is read from where it stands, except at its end: then
+    from its start, as joblib does (it reads a BytesIO right after a dump
+    into it). A stream that cannot seek (socket, pipe, any object with only
+    ``read``) is read once; the bytes taken to detect the format are put in
+    front of the rest.
+    """
+    if _is_seekable(f):
         start = f.tell()
-        head = f.read(max(n, len(HEAD)))
+        head = _read_exact(f, n)
+        if not head and start:
+            start = 0
+            f.seek(0)
+            head = _read_exact(f, n)
         f.seek(start)
+        return f, head
+    head = _read_exact(f, n)
+    return _Prefixed(head, f), head
+
+
+class _Prefixed:
+    """A non-seekable stream whose first bytes were read ahead; every read
+    returns the asked size unless the stream ends (pipes return less)."""
+
+    def __init__(self, head: bytes, f: Any) -> None:
+        self._head = head
+        self._f = f
+        self.name = getattr(f, "name", None)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            out = self._head + _read_all(self._f)
+            self._head = b""
+            return out
+        out = self._head[:n]
+        self._head = self._head[n:]
+        if len(out) < n:
+            out += _read_exact(self._f, n - len(out))
+        return out
+
+    def readinto(self, b: Any) -> int:
+        m = memoryview(b).cast("B")
+        data = self.read(len(m))
+        m[: len(data)] = data
+        return len(data)
+
+    def readline(self, size: int = -1) -> bytes:
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            c = self.read(1)
+            out += c
+            if not c or c == b"\n":
+                break
+        return bytes(out)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _read_all(f: Any) -> bytes:
+    parts = []
+    while True:
+        chunk = f.read(_BUFFER)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
+def _warn_mmap_ignored(f: Any, kind: str | None, mmap_mode: str) -> None:
+    """joblib's warnings for ``mmap_mode`` with a file object (never mapped)."""
+    if kind is not None and kind != "compat":
+        msg = (
+            f'mmap_mode "{mmap_mode}" is not compatible with compressed file '
+            f'{getattr(f, "name", "")}. "{mmap_mode}" flag will be ignored.'
+        )
+    elif isinstance(f, io.BytesIO):
+        msg = (
+            f'In memory persistence is not compatible with mmap_mode "{mmap_mode}" '
+            "flag passed. mmap_mode option will be ignored."
+        )
+    elif not isinstance(getattr(f, "raw", f), io.FileIO):
+        msg = (
+            f'"{f!r}" is not a raw file, mmap_mode "{mmap_mode}" flag will be ignored.'
+        )
+    else:
+        return  # an open file: read in memory, silently, as joblib does
+    warnings.warn(msg, stacklevel=4)
+
+
+def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
+    n = max(_compressors._max_prefix_len(), len(HEAD))
+    user_f = f
+    if is_path:
+        if hasattr(f, "peek"):
+            head = f.peek(n)[:n]
+        else:
+            start = f.tell()
+            head = f.read(n)
+            f.seek(start)
+    else:
+        f, head = _start_of(f, n)
     kind = _compressors._detect(head)
+    if mmap_asked is not None:
+        _warn_mmap_ignored(user_f, kind, mmap_asked)
     if kind == "compat":
         warnings.warn(
             f"The file {ctx.filename!r} was written by joblib < 0.10; dump it "
@@ -363,10 +493,9 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
             dec.close()
     if is_path and head.startswith(HEAD):
         return _fast_load(f, os.fstat(f.fileno()).st_size, ctx)
-    try:
-        ctx.file_size = os.fstat(f.fileno()).st_size
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        ctx.file_size = None
+    # Bounds array sizes by what is left in a regular file; other streams
+    # (sockets, pipes, decompressors, user objects) are read to their end.
+    ctx.file_size = _regular_file_size(f)
     ctx.para_stream = head.startswith(HEAD)
     stream = SummedStream(f) if ctx.para_stream else f
     ctx.stream = stream
@@ -376,6 +505,14 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool) -> Any:
     return obj
 
 
+def _is_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
 def load(
     filename: Any,
     mmap_mode: str | None = None,
@@ -383,6 +520,7 @@ def load(
     *,
     trusted: bool = True,
     allowed_globals: Iterable[Any] = (),
+    encoding: str = "ASCII",
 ) -> Any:
     """Reconstruct an object from a file written by :func:`dump` or joblib.
 
@@ -409,6 +547,11 @@ def load(
     allowed_globals : iterable, optional
         With ``trusted=False``: more globals to admit, as ``'module.name'``
         strings, ``(module, name)`` tuples or the objects themselves.
+    encoding : str, default "ASCII"
+        How to decode the ``str`` objects of a file written under Python 2
+        (pickle's ``encoding``). With the default, such a file raises
+        joblib's ``ValueError``; ``"latin1"`` reads them (as ``str``).
+        Files written under Python 3 do not depend on it.
 
     Returns
     -------
@@ -423,7 +566,8 @@ def load(
     UnsafeLoadError
         ``trusted=False`` and the file names a global that is not admitted.
     ValueError
-        Bad ``mmap_mode`` or ``ensure_native_byte_order``.
+        Bad ``mmap_mode`` or ``ensure_native_byte_order``, or a file written
+        under Python 2 holding text that ``encoding`` cannot decode.
     FileNotFoundError
         ``filename`` (or a sibling file of a joblib < 0.10 dump) is missing.
 
@@ -467,6 +611,13 @@ def load(
             "filename should be a path (str or os.PathLike) or a binary file "
             f"object with a read method, {filename!r} was given."
         )
+    if not isinstance(encoding, str) or not _is_codec(encoding):
+        # Not "bytes" (pickle's other choice): joblib's placeholders of
+        # Python 2 files name their fields with str, which must stay text.
+        raise ValueError(
+            "encoding must be 'ASCII' (the default), 'latin1' or another "
+            f"codec name, got {encoding!r}"
+        )
     name = os.fsdecode(filename) if is_path else getattr(filename, "name", None)
     ctx = _Ctx(
         filename=name if is_path else None,
@@ -477,6 +628,7 @@ def load(
         safe=not trusted,
         allowed=allowed,
     )
+    ctx.encoding = encoding
     buf = None
     if is_path and mmap_mode is None:
         # Small para files (every cache hit of a scalar result): open, fstat,
@@ -491,9 +643,22 @@ def load(
     try:
         if buf is not None:
             return _fast_load(BufferFile(buf), len(buf), ctx)
-        return _load_from(f, ctx, is_path)
+        return _load_from(f, ctx, is_path, None if is_path else mmap_mode)
     except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):
         raise
+    except UnicodeDecodeError as exc:
+        if codecs.lookup(exc.encoding).name != codecs.lookup(ctx.encoding).name:
+            raise CorruptFileError(
+                f"cannot load {name or filename!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        # A Python 2 str that ``encoding`` cannot decode. CorruptFileError
+        # is a ValueError: joblib's type, with joblib's message first.
+        raise CorruptFileError(
+            "You may be trying to read with python 3 a joblib pickle generated "
+            "with python 2. This feature is not supported by joblib. "
+            "(para reads it with load(..., encoding='latin1'), which decodes "
+            "its Python 2 str as latin-1 text.)"
+        ) from exc
     except (Exception, RecursionError) as exc:
         raise CorruptFileError(
             f"cannot load {name or filename!r}: {type(exc).__name__}: {exc}"

@@ -63,6 +63,9 @@ _ZSTD_THREADED_MIN = 32 * 1024**2
 _ZSTD_MT_MIN = 2 * 1024**2
 
 _COMPRESSORS: dict[str, CompressorWrapper] = {}
+#: Every registered compressor by name (``register_compressor`` adds to it);
+#: joblib's ``joblib.compressor._COMPRESSORS``. Read it, do not edit it.
+COMPRESSORS = _COMPRESSORS
 
 
 class CompressorWrapper:
@@ -143,8 +146,8 @@ def register_compressor(
         hasattr(factory, attr) for attr in ("read", "write", "seek", "tell")
     ):
         raise ValueError(
-            "Compressor 'fileobj_factory' should be a file object class with "
-            f"read, write, seek and tell; {factory!r} given."
+            "Compressor 'fileobj_factory' attribute should implement the file "
+            f"object interface (read, write, seek and tell); {factory!r} given."
         )
     if compressor_name in _COMPRESSORS and not force:
         raise ValueError(
@@ -195,7 +198,8 @@ def _open_target(filename: Any, mode: str) -> tuple[Any, bool]:
     if hasattr(filename, "read") or hasattr(filename, "write"):
         return filename, False
     raise TypeError(
-        f"filename must be a str, bytes, os.PathLike or file object, got {filename!r}"
+        "filename must be a str or bytes object, or a file (os.PathLike too), "
+        f"got {filename!r}"
     )
 
 
@@ -504,6 +508,21 @@ class LZ4CompressorWrapper(CompressorWrapper):
 
     def __init__(self) -> None:
         super().__init__(None, prefix=_LZ4_PREFIX, extension=".lz4")
+
+    # lz4's file class, as in joblib, looked up on access so that importing
+    # para_persist does not import lz4; None when lz4 is not installed.
+    @property
+    def fileobj_factory(self) -> Any:
+        if self._given is not None:
+            return self._given
+        try:
+            return self._factory()
+        except ValueError:
+            return None
+
+    @fileobj_factory.setter
+    def fileobj_factory(self, value: Any) -> None:
+        self._given = value
 
     def _factory(self) -> Any:
         try:

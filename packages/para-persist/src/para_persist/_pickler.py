@@ -275,7 +275,11 @@ class _ParaPickler(pickle.Pickler):
             return np.asanyarray, (w, payload)
         # Flat bytes in memory order (a C-order copy if not contiguous); the
         # uint8 view also works for dtypes that export no buffer (datetime64).
-        data = obj.reshape(-1, order="A").view(np.uint8)
+        flat = obj.reshape(-1, order="A")
+        if not flat.flags.c_contiguous:
+            # A strided 1-d view: reshape returned it as it is.
+            flat = np.ascontiguousarray(flat)
+        data = flat.view(np.uint8)
         shuffle = 0
         if (
             self._shuffle

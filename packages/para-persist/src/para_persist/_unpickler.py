@@ -109,6 +109,9 @@ class _Ctx:
         self.mapfile: Any = None  # open file that read-only maps use
         self.stream: Any = None  # sequential stream of the stream path
         self.file_size: int | None = None
+        # How Python 2 ``str`` objects decode (pickle's ``encoding``): ASCII
+        # by default, as joblib, so that a Python 2 file fails with its message.
+        self.encoding = "ASCII"
         self.arrays_read = 0
         # Checksums of a para file (see _checksum): algorithm (None: do not
         # check), digests of each big block by offset, digests a stream has.
@@ -361,4 +364,6 @@ class _SafeUnpickler(_StreamUnpickler):
 
 def stream_unpickler(f: Any, ctx: _Ctx) -> Any:
     """The pure-Python unpickler this load needs (safe or not)."""
-    return (_SafeUnpickler if ctx.safe else _StreamUnpickler)(f, ctx)
+    u = (_SafeUnpickler if ctx.safe else _StreamUnpickler)(f, ctx)
+    u.encoding = ctx.encoding
+    return u
