@@ -18,7 +18,7 @@ import para_persist
 project = "para"
 author = "The para developers"
 copyright = "2026, The para developers"
-release = para_joblib.__version__
+release = para_joblib.para_version
 version = release
 
 extensions = [

@@ -277,3 +277,21 @@ def test_worker_thread_caps_follow_loky_max_cpu_count(monkeypatch):
     assert _usable_cpus() == loky.cpu_count() >= 1
     expected = str(loky.cpu_count())
     assert LokyBackend()._prepare_worker_env(1)["OMP_NUM_THREADS"] == expected
+
+
+def test_parallel_config_names_a_builtin_backend_before_any_was_loaded():
+    # The built-in backends register when their module loads; a fresh
+    # process may name one in parallel_config before anything loaded it.
+    import subprocess
+
+    code = (
+        "import para_core\n"
+        "with para_core.parallel_config('multiprocessing'):\n"
+        "    print(para_core.Parallel(n_jobs=2)("
+        "para_core.delayed(abs)(-i) for i in range(3)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("[0, 1, 2]")

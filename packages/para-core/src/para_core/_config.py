@@ -99,6 +99,10 @@ def _check_hint(prefer: Any, require: Any) -> None:
 
 
 def _make_backend(name: str, **params: Any) -> ParallelBackendBase:
+    if name not in BACKENDS:
+        # The built-in backends register themselves when their module is
+        # first imported, which parallel_config("multiprocessing") may precede.
+        from . import _backends  # noqa: F401
     if name not in BACKENDS and name in EXTERNAL_BACKENDS:
         EXTERNAL_BACKENDS[name]()
     if name not in BACKENDS:
