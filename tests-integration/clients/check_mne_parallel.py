@@ -110,7 +110,7 @@ def test_cache_dir_memmaps_large_arrays_to_workers(monkeypatch, tmp_path):
 def test_filter_data_over_two_jobs_matches_one_job():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 2000))
-    kwargs = dict(sfreq=250.0, l_freq=1.0, h_freq=40.0, verbose=False)
+    kwargs = {"sfreq": 250.0, "l_freq": 1.0, "h_freq": 40.0, "verbose": False}
     serial = mne.filter.filter_data(x, n_jobs=1, **kwargs)
     two = mne.filter.filter_data(x, n_jobs=2, **kwargs)
     np.testing.assert_allclose(two, serial, rtol=1e-12, atol=1e-12)

@@ -4,7 +4,7 @@ scikit-learn, nilearn and imbalanced-learn ship their tests inside their
 wheels: this script takes the test files of theirs that exercise joblib from
 the installed packages (nothing is copied into this repository), and runs each
 client's selection twice in the same run, in fresh pytest sessions: once with
-para standing in for joblib (the ``PARA_JOBLIB_AS_JOBLIB`` switch, honoured at
+para standing in for joblib (the ``PARA_AS_JOBLIB`` switch, honoured at
 interpreter start in the test process and in every worker) and once with the
 real joblib. It prints, per file, the counts of passed, failed, skipped,
 xfailed, xpassed and errored tests of both runs and their times, and exits
@@ -45,7 +45,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 CATEGORIES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 # The environment variable of para_joblib's switch (see the migrating page).
-SWITCH = "PARA_JOBLIB_AS_JOBLIB"
+SWITCH = "PARA_AS_JOBLIB"
 
 
 @dataclass(eq=False)  # hashed by identity: a key of the results
@@ -134,7 +134,9 @@ class Run:
         """File -> category -> count, as pytest's summary line counts them."""
         table: dict[str, dict[str, int]] = {}
         for nodeid, categories in (self.report or {}).get("outcomes", {}).items():
-            per_file = table.setdefault(nodeid.split("::")[0], dict.fromkeys(CATEGORIES, 0))
+            per_file = table.setdefault(
+                nodeid.split("::")[0], dict.fromkeys(CATEGORIES, 0)
+            )
             for category in categories:
                 per_file[category if category in per_file else "error"] += 1
         return table
@@ -199,7 +201,10 @@ def _leftovers(scratch: Path, pids: dict[int, float]) -> list[str]:
         for pid, created in pids.items():
             try:
                 proc = psutil.Process(pid)
-                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                if (
+                    proc.create_time() == created
+                    and proc.status() != psutil.STATUS_ZOMBIE
+                ):
                     alive.append(f"process {pid}: {' '.join(proc.cmdline())[:160]}")
             except psutil.Error:
                 pass
@@ -210,7 +215,9 @@ def _leftovers(scratch: Path, pids: dict[int, float]) -> list[str]:
     shm = Path("/dev/shm")
     if shm.is_dir():
         for entry in shm.iterdir():
-            if any(f"_{pid}_" in entry.name or f"-{pid}-" in entry.name for pid in pids):
+            if any(
+                f"_{pid}_" in entry.name or f"-{pid}-" in entry.name for pid in pids
+            ):
                 leaks.append(f"/dev/shm/{entry.name}")
     tmp = scratch / "tmp"
     if tmp.is_dir():
@@ -218,7 +225,9 @@ def _leftovers(scratch: Path, pids: dict[int, float]) -> list[str]:
     return leaks
 
 
-def run_session(client: Client, mode: str, timeout: float, keep_logs: Path | None) -> Run:
+def run_session(
+    client: Client, mode: str, timeout: float, keep_logs: Path | None
+) -> Run:
     """Run one client's files in a fresh pytest session and read the outcomes."""
     run = Run(client, mode)
     _package_root(client.package)  # installed, or a clear error
@@ -263,7 +272,9 @@ def run_session(client: Client, mode: str, timeout: float, keep_logs: Path | Non
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            watcher = threading.Thread(target=_watch, args=(proc, seen, done), daemon=True)
+            watcher = threading.Thread(
+                target=_watch, args=(proc, seen, done), daemon=True
+            )
             watcher.start()
             try:
                 run.returncode = proc.wait(timeout=timeout)
@@ -319,7 +330,9 @@ def _probe_problems(run: Run) -> list[str]:
 
 def _fmt(counts: dict[str, int]) -> str:
     text = f"{counts['passed']}/{counts['failed']}/{counts['skipped']}"
-    extra = [f"{counts[c]}{c[:2]}" for c in ("xfailed", "xpassed", "error") if counts[c]]
+    extra = [
+        f"{counts[c]}{c[:2]}" for c in ("xfailed", "xpassed", "error") if counts[c]
+    ]
     return text + (" +" + ",".join(extra) if extra else "")
 
 
@@ -337,13 +350,20 @@ def compare(para: Run | None, joblib: Run | None) -> tuple[list[dict], list[str]
         # folders of their own (mkdtemp without cleanup): para may not leave
         # more than joblib does.
         ours = [leak for leak in para.leaks if not leak.startswith("$TMPDIR/")]
-        theirs = [leak for leak in (joblib.leaks if joblib else []) if leak.startswith("$TMPDIR/")]
+        theirs = [
+            leak
+            for leak in (joblib.leaks if joblib else [])
+            if leak.startswith("$TMPDIR/")
+        ]
         ours_tmp = [leak for leak in para.leaks if leak.startswith("$TMPDIR/")]
         if joblib is not None and len(ours_tmp) > len(theirs):
             ours += ours_tmp
         problems += [f"{para.client.name} [para] left behind: {leak}" for leak in ours]
     runs = [r for r in (para, joblib) if r is not None]
-    files = sorted({f for r in runs for f in r.counts()} | {f.split("::")[0] for f in runs[0].client.files})
+    files = sorted(
+        {f for r in runs for f in r.counts()}
+        | {f.split("::")[0] for f in runs[0].client.files}
+    )
     rows = []
     for name in files:
         row = {"client": runs[0].client.name, "file": name}
@@ -361,16 +381,18 @@ def compare(para: Run | None, joblib: Run | None) -> tuple[list[dict], list[str]
         ours, theirs = para.outcomes(), joblib.outcomes()
         for nodeid in sorted(set(ours) | set(theirs)):
             if ours.get(nodeid) != theirs.get(nodeid):
-                problems.append(
-                    f"  {nodeid}: para {ours.get(nodeid)} vs joblib {theirs.get(nodeid)}"
-                )
+                para_says, joblib_says = ours.get(nodeid), theirs.get(nodeid)
+                problems.append(f"  {nodeid}: para {para_says} vs joblib {joblib_says}")
     return rows, problems
 
 
 def print_table(rows: list[dict], runs: list[Run]) -> None:
     print()
     print("passed/failed/skipped (+xfailed,xpassed,errors) per file; seconds in tests")
-    header = f"{'client':<17}{'file':<52}{'para':>16}{'joblib':>16}{'para s':>9}{'joblib s':>9}  same"
+    header = (
+        f"{'client':<17}{'file':<52}{'para':>16}{'joblib':>16}"
+        f"{'para s':>9}{'joblib s':>9}  same"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -400,20 +422,23 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="pytest sessions at once (default 2: para and joblib side by side)",
     )
-    parser.add_argument("--timeout", type=float, default=900, help="per session")
+    parser.add_argument("--timeout", type=float, default=1500, help="per session, s")
     parser.add_argument("--json", type=Path, help="write the table as JSON")
     parser.add_argument("--keep-logs", type=Path, help="keep each session's output")
     args = parser.parse_args(argv)
 
     clients = [
-        c for c in CLIENTS if not args.only or c.name in args.only or c.package in args.only
+        c
+        for c in CLIENTS
+        if not args.only or c.name in args.only or c.package in args.only
     ]
     modes = ["para", "joblib"] if args.mode == "both" else [args.mode]
     jobs = [(c, m) for c in clients for m in modes]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
-            job: pool.submit(run_session, *job, args.timeout, args.keep_logs) for job in jobs
+            job: pool.submit(run_session, *job, args.timeout, args.keep_logs)
+            for job in jobs
         }
         results = {job: future.result() for job, future in futures.items()}
 
@@ -426,16 +451,16 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, list(results.values()))
     for run in results.values():
         if run.leaks:
-            print(f"note: {run.client.name} [{run.mode}] left {len(run.leaks)}: {run.leaks[:6]}")
+            name, n = f"{run.client.name} [{run.mode}]", len(run.leaks)
+            print(f"note: {name} left {n}: {run.leaks[:6]}")
     print(f"total wall time {time.perf_counter() - start:.1f}s")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     crashed = [r for r in results.values() if r.returncode not in (0, 1)]
     for run in crashed:
         tail = "\n".join(run.log.splitlines()[-30:])
-        problems.append(
-            f"{run.client.name} [{run.mode}] exited {run.returncode}; output ends:\n{tail}"
-        )
+        name = f"{run.client.name} [{run.mode}]"
+        problems.append(f"{name} exited {run.returncode}; output ends:\n{tail}")
     if problems:
         print("\nDIFFERENCES / PROBLEMS:")
         for problem in problems:
