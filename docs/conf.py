@@ -124,17 +124,30 @@ def _write_api_pages(app) -> None:
 
 
 def _table(module, label: str, log) -> str:
+    import types
+
     rows = []
     for attr in sorted(module.__all__):
         try:
             obj = getattr(module, attr)
-            # Constants (strings) have no __module__: the table names the owner.
-            owner = getattr(obj, "__module__", None) or module._TABLE[attr][0]
-            owner = owner.split(".")[0]
         except Exception as exc:  # a package mid-way: report, build the rest
             log.warning("%s.%s cannot be documented: %s", label, attr, exc)
             continue
-        rows.append(f"   * - ``{attr}``\n     - :py:obj:`{owner}.{attr}`")
+        table = getattr(module, "_TABLE", {})
+        if isinstance(obj, types.ModuleType) or obj is None:
+            # joblib.externals.loky is loky; parallel.mp is multiprocessing
+            cell = f"the ``{obj.__name__}`` module" if obj is not None else "None"
+        elif attr in table and not isinstance(obj, type | types.FunctionType):
+            # Constants (strings) have no __module__: the table names the owner.
+            cell = f":py:obj:`{table[attr][0].split('.')[0]}.{attr}`"
+        elif isinstance(obj, str | tuple | int):
+            cell = f"``{obj!r}``"
+        elif obj.__module__.split(".")[0] == "para_joblib":
+            # Defined by para_joblib itself (joblib's layout of a class).
+            cell = (obj.__doc__ or attr).strip().splitlines()[0]
+        else:
+            cell = f":py:obj:`{obj.__module__.split('.')[0]}.{attr}`"
+        rows.append(f"   * - ``{attr}``\n     - {cell}")
     header = ".. list-table::\n   :header-rows: 1\n\n   * - name\n     - object\n"
     return header + "\n".join(rows) + "\n"
 

@@ -21,18 +21,32 @@ def same_signature(ours, theirs) -> bool:
     defaults with sentinel objects (``default(None)``) that compare by
     identity, so no other library's object can ever be ``==`` to them.
 
-    The only difference allowed: para may add keyword-only parameters with a
-    default after joblib's (``load(..., *, trusted=True)``), which no joblib
-    call can notice. Such additions are listed by :func:`para_extensions`.
+    The only differences allowed, which no joblib call can notice: para may
+    add keyword-only parameters with a default after joblib's (``load(...,
+    *, trusted=True)``), listed by :func:`para_extensions`, and may give a
+    default to a parameter joblib requires (``BatchedCalls(items)``).
     """
     a, b = _bare(inspect.signature(ours)), _bare(inspect.signature(theirs))
     if a == b or str(a) == str(b):
         return True
+    a = _required_where(a, b)
     extra = para_extensions(ours, theirs)
     if extra is None:
         return False
     kept = [p for p in a.parameters.values() if p.name not in extra]
     return str(a.replace(parameters=kept)) == str(b)
+
+
+def _required_where(ours: inspect.Signature, theirs: inspect.Signature):
+    """``ours`` without the defaults of parameters that ``theirs`` requires."""
+    empty = inspect.Parameter.empty
+    params = []
+    for p in ours.parameters.values():
+        ref = theirs.parameters.get(p.name)
+        if ref is not None and ref.default is empty and p.kind is ref.kind:
+            p = p.replace(default=empty)
+        params.append(p)
+    return ours.replace(parameters=params)
 
 
 def para_extensions(ours, theirs) -> list[str] | None:

@@ -126,3 +126,22 @@ def test_gridsearch_runs_on_joblib_without_the_opt_in(tmp_path):
     assert len(workers) == 9
     assert {f["joblib"] for f in fits} == {"joblib"}
     assert {f["backend"].split(".")[0] for f in fits} == {"joblib"}
+
+
+def test_scikit_learn_version_gate_takes_joblib_1_6_paths(tmp_path):
+    # sklearn gates code on parse_version(joblib.__version__) (e.g. its
+    # column transformer tests skip below joblib 1.3): with para standing in,
+    # the comparison must see the joblib API level para implements.
+    code = (
+        "import joblib\n"
+        "from sklearn.utils.fixes import parse_version\n"
+        "print(joblib.__name__, joblib.__version__,"
+        " parse_version(joblib.__version__) >= parse_version('1.3'),"
+        " parse_version(joblib.__version__) < parse_version('1.7'))\n"
+    )
+    env = {**os.environ, "PARA_AS_JOBLIB": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["para_joblib", "1.6.0", "True", "True"]

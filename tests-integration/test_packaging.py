@@ -78,6 +78,21 @@ def test_metadata_and_layout(dist):
     assert (PACKAGES / dist / "tests").is_dir()
 
 
+def test_the_meta_package_requires_the_fast_extras():
+    # pip install para-joblib is the fast joblib: zstd compression and xxh3
+    # Memory keys without any extra; the slim packages keep them optional.
+    extras = {
+        req.name.lower(): req.extras
+        for req in _requirements("para-joblib")
+        if req.marker is None
+    }
+    assert {"numpy", "zstd"} <= extras["para-persist"]
+    assert "fast-hash" in extras["para-cache"]
+    for dist, fast in (("para-persist", "zstandard"), ("para-cache", "xxhash")):
+        (req,) = [r for r in _requirements(dist) if r.name.lower() == fast]
+        assert "extra" in str(req.marker), f"{dist} must keep {fast} optional"
+
+
 def test_no_package_named_para_is_used():
     # The bare name belongs to an unrelated project on the package index.
     for dist in REQUIRED:

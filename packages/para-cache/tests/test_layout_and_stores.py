@@ -349,3 +349,32 @@ def test_metadata_bytes_are_json_dumps_bytes(metadata):
     from para_cache._files import encode_metadata
 
     assert encode_metadata(metadata) == json.dumps(metadata).encode("utf-8")
+
+
+def _triple(x):
+    return 3 * x
+
+
+def test_store_subclass_overriding_joblibs_writers_sees_them_called(tmp_path):
+    # joblib's Memory writes an entry with dump_item, then store_metadata;
+    # a client store overriding them (joblib's signatures) must be called so.
+    from para_cache import FileSystemStoreBackend, Memory, register_store_backend
+
+    calls = []
+
+    class Recording(FileSystemStoreBackend):
+        def dump_item(self, call_id, item, verbose=1):
+            calls.append(("dump_item", item))
+            super().dump_item(call_id, item, verbose)
+
+        def store_metadata(self, call_id, metadata):
+            calls.append(("store_metadata", sorted(metadata)))
+            super().store_metadata(call_id, metadata)
+
+    register_store_backend("recording-writers", Recording)
+    memory = Memory(str(tmp_path), backend="recording-writers", verbose=0)
+    assert memory.cache(_triple)(2) == 6
+    assert memory.cache(_triple)(2) == 6
+    assert [name for name, _ in calls] == ["dump_item", "store_metadata"]
+    assert calls[0][1] == 6
+    assert "duration" in calls[1][1]

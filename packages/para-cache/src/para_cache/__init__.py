@@ -9,6 +9,13 @@ crashes never leave a half-written result behind.
 
 from ._fsspec_store import FsspecStoreBackend
 from ._hashing import Hasher, NumpyHasher, hash
+from ._inspect import (
+    filter_args,
+    format_call,
+    format_signature,
+    get_func_code,
+    get_func_name,
+)
 from ._logger import Logger, PrintTime, format_time, pformat, short_format_time
 from ._memorized import AsyncMemorizedFunc, JobLibCollisionWarning, MemorizedFunc
 from ._memory import Memory, expires_after
@@ -49,7 +56,12 @@ __all__ = [
     "StoreBackendBase",
     "StoreBackendMixin",
     "expires_after",
+    "filter_args",
+    "format_call",
+    "format_signature",
     "format_time",
+    "get_func_code",
+    "get_func_name",
     "hash",
     "pformat",
     "register_store_backend",

@@ -53,6 +53,22 @@ def get_func_code(func: Callable) -> tuple[str, str | None, int]:
 
     Reads the file afresh (no linecache) so an edited function is seen as
     changed; falls back to a digest of the byte code when no source exists.
+
+    Parameters
+    ----------
+    func : callable
+        The function whose code identifies its cache entries.
+
+    Returns
+    -------
+    (str, str or None, int)
+        Source text (or a digest of the byte code), its file, its first line.
+
+    Examples
+    --------
+    >>> from para_cache import get_func_code
+    >>> get_func_code(get_func_code)[0].startswith("def get_func_code")
+    True
     """
     source_file = None
     try:
@@ -85,6 +101,26 @@ def get_func_name(
     Functions of ``__main__`` get their file path folded into the module name
     so two scripts do not share entries; nested functions and methods add
     their enclosing qualified names.
+
+    Parameters
+    ----------
+    func : callable
+        The function to name.
+    resolv_alias : bool, default=True
+        Name a function bound to another name in its module by that name.
+    win_characters : bool, default=True
+        Escape characters that Windows forbids in folder names.
+
+    Returns
+    -------
+    (list of str, str)
+        The module path and the name, as Memory lays out its folders.
+
+    Examples
+    --------
+    >>> from para_cache import get_func_name
+    >>> get_func_name(get_func_name)
+    (['para_cache', '_inspect'], 'get_func_name')
     """
     module = getattr(func, "__module__", None)
     if module is None and not hasattr(func, "__module__"):
@@ -217,11 +253,36 @@ def filter_args(
     give the same dict; ``ignore_lst`` names are dropped; extra positional
     arguments go under ``"*"`` and extra keywords under ``"**"``.
 
+    Parameters
+    ----------
+    func : callable
+        The function called.
+    ignore_lst : list of str
+        Parameter names to leave out.
+    args : tuple, default=()
+        Positional arguments of the call.
+    kwargs : dict, optional
+        Keyword arguments of the call.
+    spec : ArgSpec, optional
+        ``func``'s signature, when the caller has it already (faster).
+
+    Returns
+    -------
+    dict
+        Argument values by parameter name.
+
     Raises
     ------
     ValueError
         On a call that does not match the signature, an unknown name in
         ``ignore_lst``, or ``ignore_lst`` given as a single string.
+
+    Examples
+    --------
+    >>> from para_cache import filter_args
+    >>> def f(a, b=2, *args, **kw): ...
+    >>> filter_args(f, ["b"], (1,), {"c": 3})
+    {'a': 1, '*': [], '**': {'c': 3}}
     """
     kwargs = {} if kwargs is None else kwargs
     if isinstance(ignore_lst, str):
@@ -289,7 +350,26 @@ def _format_arg(arg: Any) -> str:
 
 
 def format_signature(func: Callable, *args: Any, **kwargs: Any) -> tuple[str, str]:
-    """Return ``(dotted path, "name(args)")`` for the verbose messages."""
+    """Return ``(dotted path, "name(args)")`` for the verbose messages.
+
+    Parameters
+    ----------
+    func : callable
+        The function called.
+    *args, **kwargs
+        The arguments of the call, shown as their short ``repr``.
+
+    Returns
+    -------
+    (str, str)
+        The function's dotted path and the call as text.
+
+    Examples
+    --------
+    >>> from para_cache import format_signature
+    >>> format_signature(abs, -1)
+    ('builtins.abs', 'abs(-1)')
+    """
     modules, name = get_func_name(func)
     modules = [m for m in modules if m]
     path = ".".join([*modules, name]) if modules else name
@@ -308,6 +388,23 @@ def format_signature(func: Callable, *args: Any, **kwargs: Any) -> tuple[str, st
 def format_call(
     func: Callable, args: Any, kwargs: dict, object_name: str = "Memory"
 ) -> str:
-    """Return the ``[Memory] Calling ...`` block printed on a cache miss."""
+    """Return the ``[Memory] Calling ...`` block printed on a cache miss.
+
+    Parameters
+    ----------
+    func : callable
+        The function called.
+    args : tuple
+        Its positional arguments.
+    kwargs : dict
+        Its keyword arguments.
+    object_name : str, default="Memory"
+        Name shown between brackets.
+
+    Returns
+    -------
+    str
+        A line of underscores, then the call.
+    """
     path, signature = format_signature(func, *args, **kwargs)
     return f"{80 * '_'}\n[{object_name}] Calling {path}...\n{signature}"

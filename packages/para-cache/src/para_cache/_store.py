@@ -95,6 +95,26 @@ class StoreBackendBase(metaclass=ABCMeta):
         """Point the store at ``location`` with ``backend_options``."""
 
 
+def _overrides_joblib_writers(store: Any) -> bool:
+    """True when a subclass overrides joblib's ``dump_item``/``store_metadata``.
+
+    joblib's Memory writes an entry with those two calls; para's stores
+    publish it in one step (``store_entry``). A client store that overrides
+    either of joblib's methods must see them called, as joblib calls them.
+    """
+    cls = type(store)
+    return (
+        cls.dump_item is not StoreBackendMixin.dump_item
+        or cls.store_metadata is not StoreBackendMixin.store_metadata
+    )
+
+
+def _store_the_joblib_way(store, call_id, item, metadata, verbose) -> None:
+    # joblib 1.6 order: the output, then the metadata.
+    store.dump_item(call_id, item, verbose=verbose)
+    store.store_metadata(call_id, metadata)
+
+
 class StoreBackendMixin:
     """Entry-level logic written once on top of :class:`StoreBackendBase`."""
 
@@ -234,6 +254,9 @@ class StoreBackendMixin:
         ``contains_item`` looks for the output only, so once it is visible the
         metadata is there as well.
         """
+        if _overrides_joblib_writers(self):
+            _store_the_joblib_way(self, call_id, item, metadata, verbose)
+            return
         self.store_metadata(call_id, metadata)
         self.dump_item(call_id, item, verbose=verbose, _created=True)
 
@@ -381,6 +404,9 @@ class FileSystemStoreBackend(StoreBackendBase, StoreBackendMixin):
         race, or ``call()`` recomputes a cached result), each file is moved
         over the old one with an atomic ``os.replace``, metadata first.
         """
+        if _overrides_joblib_writers(self):
+            _store_the_joblib_way(self, call_id, item, metadata, verbose)
+            return
         item_path = self._path(*call_id)
         if verbose > 10:
             print(f"Persisting in {item_path}")

@@ -77,6 +77,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_BACKEND":
+        # Name of the backend used outside any parallel_config; changed by
+        # register_parallel_backend(..., make_default=True), so never cached.
+        from ._config import DEFAULT_BACKEND
+
+        return DEFAULT_BACKEND
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'para_core' has no attribute {name!r}")
@@ -92,6 +98,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "AutoBatchingMixin",
     "BatchedCalls",
     "FallbackToBackend",

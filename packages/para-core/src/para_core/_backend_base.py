@@ -54,14 +54,23 @@ class FallbackToBackend(Exception):
 class BatchedCalls:
     """Several ``(function, args, kwargs)`` tasks run as one unit of work.
 
+    The constructor is joblib's, so code building batches the joblib way
+    works unchanged.
+
     Parameters
     ----------
-    items : list of tuple
+    iterator_slice : iterable of tuple
         The ``(function, args, kwargs)`` triples to run, in order.
-    backend_and_jobs : tuple
+    backend_and_jobs : tuple, default=(None, None)
         ``(backend, n_jobs)`` that nested ``Parallel`` calls made by the tasks
         use by default (see :meth:`ParallelBackendBase.get_nested_backend`).
-    first_index : int
+    reducer_callback : callable, optional
+        Called without arguments each time the batch is pickled (joblib uses
+        it to prepare what the pickled arguments refer to).
+    pickle_cache : dict, optional
+        joblib's cache of pickled functions shared by the batches of a call;
+        accepted for compatibility, para's batch pickling does without it.
+    first_index : int, default=0
         Position of the first task in the whole call (for error messages).
     """
 
@@ -75,17 +84,23 @@ class BatchedCalls:
         "_func",
         "_items",
         "_n_jobs",
+        "_reducer_callback",
         "_single",
         "first_index",
     )
 
     def __init__(
         self,
-        items: list,
+        iterator_slice: Any,
         backend_and_jobs: tuple[Any, Any] = (None, None),
+        reducer_callback: Callable[[], Any] | None = None,
+        pickle_cache: dict | None = None,
+        *,
         first_index: int = 0,
     ) -> None:
-        self._items = items
+        items = iterator_slice
+        self._items = items if type(items) is list else list(items)
+        self._reducer_callback = reducer_callback
         self._func = self._args = None
         self._single = False
         self._backend, self._n_jobs = backend_and_jobs
@@ -103,6 +118,7 @@ class BatchedCalls:
         """``func(*a) for a in args``, or ``func(a)`` when ``single``."""
         self = cls.__new__(cls)
         self._items = None
+        self._reducer_callback = None
         self._func, self._args, self._single = func, args, single
         self._backend, self._n_jobs = backend_and_jobs
         self.first_index = first_index
@@ -144,8 +160,10 @@ class BatchedCalls:
         return len(self._items if self._args is None else self._args)
 
     def __reduce__(self):
+        if self._reducer_callback is not None:
+            self._reducer_callback()
         return (
-            BatchedCalls,
+            _rebuild_batch,
             (self.items, (self._backend, self._n_jobs), self.first_index),
         )
 
@@ -163,6 +181,13 @@ class BatchedCalls:
             name = getattr(func, "__qualname__", None) or repr(func)
             span += f" (calls of {name})"
         return span
+
+
+def _rebuild_batch(
+    items: list, backend_and_jobs: tuple[Any, Any], first_index: int
+) -> BatchedCalls:
+    """Unpickle a batch (keeps ``first_index``, a keyword-only argument)."""
+    return BatchedCalls(items, backend_and_jobs, first_index=first_index)
 
 
 class ParallelBackendBase(metaclass=ABCMeta):

@@ -82,7 +82,7 @@ def _run_batch(items: list, backend_and_jobs: tuple, first_index: int) -> Any:
         for f, args, kwargs in items
     ]
     try:
-        return BatchedCalls(items, backend_and_jobs, first_index)()
+        return BatchedCalls(items, backend_and_jobs, first_index=first_index)()
     except Exception as exc:
         return _failure(exc)
 

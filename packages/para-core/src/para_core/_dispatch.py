@@ -272,7 +272,7 @@ class _Call:
             items.append(rest)
         if len(items) < size:
             items += islice(it, size - len(items))
-        return BatchedCalls(items, self.nested, first)
+        return BatchedCalls(items, self.nested, first_index=first)
 
     def _last_batches(
         self, f: Any, args: list, single: bool, first: int

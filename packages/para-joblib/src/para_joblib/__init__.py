@@ -92,7 +92,17 @@ _TABLE = {
 _SWITCH = frozenset({"JoblibAliasError", "is_installed"})
 
 _SUBMODULES = frozenset(
-    {"compressor", "hashing", "logger", "memory", "numpy_pickle", "parallel", "pool"}
+    {
+        "compressor",
+        "externals",
+        "func_inspect",
+        "hashing",
+        "logger",
+        "memory",
+        "numpy_pickle",
+        "parallel",
+        "pool",
+    }
 )
 
 _getattr, _dir = make_lazy_module(__name__, _TABLE)

@@ -24,7 +24,9 @@ from typing import Any
 __all__ = ["enable_memmap_transport", "make_lazy_module", "resolve"]
 
 # Packages whose workers benefit from para-memmap's shared-memory transport.
-_TRANSPORT_USERS = frozenset({"para_core", "para_memmap"})
+_TRANSPORT_USERS = frozenset(
+    {"para_core", "para_memmap", "para_joblib._parallel_backends", "para_joblib._pools"}
+)
 
 _enable_lock = threading.Lock()
 _memmap_enabled = False

@@ -50,12 +50,14 @@ _PROVIDED = (
     "",
     ".compressor",
     ".externals",
+    ".func_inspect",
     ".hashing",
     ".logger",
     ".memory",
     ".numpy_pickle",
     ".parallel",
     ".pool",
+    "._store_backends",
 )
 
 _lock = threading.Lock()

@@ -21,6 +21,7 @@ __all__ = [
     "LZMACompressorWrapper",
     "NDArrayWrapper",
     "NumpyArrayWrapper",
+    "NumpyPickler",
     "XZCompressorWrapper",
     "ZNDArrayWrapper",
     "ZlibCompressorWrapper",
@@ -30,8 +31,11 @@ __all__ = [
     "register_compressor",
 ]
 
-# Every name of this module comes from one package.
-_TABLE = dict.fromkeys(__all__, _PERSIST)
+# joblib's pickler is para_joblib's own (on para_persist's wrapper class).
+_TABLE = {
+    **dict.fromkeys(__all__, _PERSIST),
+    "NumpyPickler": ("para_joblib._numpy_pickler",),
+}
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 
@@ -59,3 +63,5 @@ if TYPE_CHECKING:  # static analysers see the real objects
         load_compatibility,
         register_compressor,
     )
+
+    from ._numpy_pickler import NumpyPickler

@@ -1,18 +1,33 @@
-"""Same public names as ``joblib.parallel``, re-exported from para's packages.
+"""Same public names as ``joblib.parallel``, and the internals clients read.
 
-Parallel, delayed and the backend configuration API. Names resolve on first use
-(see ``para_joblib._lazy``) from the public face of the package that owns them.
+Parallel, delayed, the backend configuration API, the backend classes (see
+``para_joblib._parallel_backends``), and what client libraries reach for:
+``mp`` (the multiprocessing module, or None when joblib would run serially:
+scikit-learn reads it at import), ``get_active_backend`` (mne, networkx),
+``BatchedCalls`` (the batch type backends receive), ``DEFAULT_BACKEND`` and
+the ``TASK_*`` status names. Names resolve on first use (see
+``para_joblib._lazy``) from the public face of the package that owns them.
 """
 
 from __future__ import annotations
 
+import os
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import make_lazy_module
 from ._sources import _CORE
 
 __all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_THREAD_BACKEND",
+    "TASK_DONE",
+    "TASK_ERROR",
+    "TASK_PENDING",
+    "VALID_BACKEND_CONSTRAINTS",
+    "VALID_BACKEND_HINTS",
     "AutoBatchingMixin",
+    "BatchedCalls",
     "FallbackToBackend",
     "LokyBackend",
     "MultiprocessingBackend",
@@ -24,34 +39,99 @@ __all__ = [
     "delayed",
     "effective_n_jobs",
     "get_active_backend",
+    "mp",
     "parallel_backend",
     "parallel_config",
     "register_parallel_backend",
 ]
 
-# joblib.parallel.BatchedCalls is not offered: para_core's class of that name
-# takes different arguments, and a same-named object that cannot be called
-# the joblib way would break code instead of failing clearly at import.
-# Every name of this module comes from one package.
-_TABLE = dict.fromkeys(__all__, _CORE)
+# joblib's status names of a dispatched batch (facts of its API).
+TASK_DONE = "Done"
+TASK_ERROR = "Error"
+TASK_PENDING = "Pending"
+DEFAULT_THREAD_BACKEND = "threading"
+VALID_BACKEND_HINTS = ("processes", "threads", None)
+VALID_BACKEND_CONSTRAINTS = ("sharedmem", None)
 
-_getattr, __dir__ = make_lazy_module(__name__, _TABLE)
+_BACKENDS = ("para_joblib._parallel_backends",)
+_TABLE = {
+    **dict.fromkeys(
+        [
+            "BatchedCalls",
+            "Parallel",
+            "cpu_count",
+            "delayed",
+            "effective_n_jobs",
+            "get_active_backend",
+            "parallel_backend",
+            "parallel_config",
+            "register_parallel_backend",
+        ],
+        _CORE,
+    ),
+    **dict.fromkeys(
+        [
+            "AutoBatchingMixin",
+            "FallbackToBackend",
+            "LokyBackend",
+            "MultiprocessingBackend",
+            "ParallelBackendBase",
+            "SequentialBackend",
+            "ThreadingBackend",
+        ],
+        _BACKENDS,
+    ),
+}
+
+_getattr, _dir = make_lazy_module(__name__, _TABLE)
+
+
+def _multiprocessing() -> ModuleType | None:
+    """joblib's ``mp``: multiprocessing, or None where joblib runs serially.
+
+    None when ``JOBLIB_MULTIPROCESSING=0`` or when the platform has no
+    working named semaphores (``multiprocessing.synchronize`` refuses to
+    import there).
+    """
+    if not int(os.environ.get("JOBLIB_MULTIPROCESSING", 1)):
+        return None
+    try:
+        import multiprocessing
+
+        # Refuses to import where named semaphores do not work.
+        import multiprocessing.synchronize
+    except ImportError:
+        return None
+    return multiprocessing
 
 
 def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_BACKEND":  # follows make_default=True: not cached
+        import para_core
+
+        return para_core.DEFAULT_BACKEND
+    if name == "BatchCompletionCallBack":
+        raise AttributeError(
+            "para_joblib.parallel has no BatchCompletionCallBack: para does not "
+            "track batches with such objects, so replacing it (the tqdm_joblib "
+            "recipe) would do nothing. For progress use Parallel(..., "
+            "progress_bar=True) or a Parallel subclass overriding "
+            "print_progress(); see the page 'Migrating from joblib'."
+        )
+    if name == "mp":
+        value = globals()["mp"] = _multiprocessing()
+        return value
     return _getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(_dir()) | {"DEFAULT_BACKEND", "mp"})
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
-        AutoBatchingMixin,
-        FallbackToBackend,
-        LokyBackend,
-        MultiprocessingBackend,
+        BatchedCalls,
         Parallel,
-        ParallelBackendBase,
-        SequentialBackend,
-        ThreadingBackend,
         cpu_count,
         delayed,
         effective_n_jobs,
@@ -60,3 +140,16 @@ if TYPE_CHECKING:  # static analysers see the real objects
         parallel_config,
         register_parallel_backend,
     )
+
+    from ._parallel_backends import (
+        AutoBatchingMixin,
+        FallbackToBackend,
+        LokyBackend,
+        MultiprocessingBackend,
+        ParallelBackendBase,
+        SequentialBackend,
+        ThreadingBackend,
+    )
+
+    mp: ModuleType | None
+    DEFAULT_BACKEND: str

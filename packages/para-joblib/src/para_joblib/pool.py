@@ -1,8 +1,10 @@
-"""Same public names as ``joblib.pool``, re-exported from para's packages.
+"""Same public names as ``joblib.pool``: ``MemmappingPool`` and ``PicklingPool``.
 
-MemmappingPool, a multiprocessing.Pool with shared-memory arrays. Names resolve
-on first use (see ``para_joblib._lazy``) from the public face of the package
-that owns them.
+``MemmappingPool`` is a process pool sharing large numpy arrays with its
+workers; it derives from ``PicklingPool``, whose base class a client may
+replace (ray runs joblib's multiprocessing backend on its actors that way).
+Names resolve on first use (see ``para_joblib._lazy``), so importing this
+module does not import numpy.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import make_lazy_module
-from ._sources import _MEMMAP
 
-__all__ = ["MemmappingPool"]
+__all__ = ["MemmappingPool", "PicklingPool"]
 
-# Every name of this module comes from one package.
-_TABLE = dict.fromkeys(__all__, _MEMMAP)
+# Defined in para_joblib._pools, on top of para_memmap's pool.
+_TABLE = dict.fromkeys(__all__, ("para_joblib._pools",))
 
 _getattr, __dir__ = make_lazy_module(__name__, _TABLE)
 
@@ -25,4 +26,4 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
-    from para_memmap import MemmappingPool
+    from ._pools import MemmappingPool, PicklingPool

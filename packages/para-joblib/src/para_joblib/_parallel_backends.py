@@ -1,0 +1,145 @@
+"""Same names as ``joblib._parallel_backends``: the backend classes.
+
+Client libraries subclass these (ray's ``RayBackend(MultiprocessingBackend)``,
+joblib-spark's ``ParallelBackendBase, AutoBatchingMixin`` backend) and get
+joblib's calling protocol from para_core's ``Parallel`` (see
+``para_core.ParallelBackendBase``). All but one are para_core's classes.
+
+``MultiprocessingBackend`` is joblib's: it builds the pool of each call as
+``para_joblib.pool.MemmappingPool(n_jobs, **configure_kwargs)``, so a client
+that replaced ``PicklingPool.__bases__`` (ray) has its pool used, with the
+keyword arguments it passed to ``configure`` (``ray_remote_args``). On
+para-memmap's own pool, batches travel the way of para_core's process
+backends (pickled once in the caller, large arrays through shared memory);
+on a client's pool, the batch itself is handed to ``apply_async``, as joblib
+does, and that pool's own transport carries it.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import para_core
+from para_core import (
+    AutoBatchingMixin,
+    FallbackToBackend,
+    LokyBackend,
+    ParallelBackendBase,
+    SequentialBackend,
+    ThreadingBackend,
+)
+
+__all__ = [
+    "AutoBatchingMixin",
+    "FallbackToBackend",
+    "LokyBackend",
+    "MultiprocessingBackend",
+    "ParallelBackendBase",
+    "SequentialBackend",
+    "ThreadingBackend",
+]
+
+
+class _PoolResult:
+    """Future-like result of a batch sent to a client's pool."""
+
+    __slots__ = ("_ok", "_value")
+
+    def __init__(self) -> None:
+        self._ok = False
+        self._value: Any = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._ok:
+            raise self._value
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+def _settle(
+    callback: Callable[[Any], Any] | None, fut: _PoolResult, ok: bool, value: Any
+) -> None:
+    fut._ok, fut._value = ok, value
+    if callback is not None:
+        callback(fut)
+
+
+class MultiprocessingBackend(para_core.MultiprocessingBackend):
+    """joblib's multiprocessing backend: a ``MemmappingPool`` for each call.
+
+    Parameters
+    ----------
+    nesting_level : int, optional
+        How deep in nested ``Parallel`` calls this backend runs (0 at top).
+    inner_max_num_threads : int, optional
+        Accepted for joblib compatibility.
+    **backend_kwargs
+        Passed to the pool (joblib: ``MemmappingPool(n_jobs, **kwargs)``).
+
+    Examples
+    --------
+    >>> from para_joblib import Parallel, delayed, parallel_config
+    >>> from para_joblib._parallel_backends import MultiprocessingBackend
+    >>> with parallel_config(backend=MultiprocessingBackend(), n_jobs=2):
+    ...     Parallel()(delayed(abs)(-i) for i in range(3))
+    [0, 1, 2]
+    """
+
+    # Keyword arguments of the last configure, reused to rebuild the pool
+    # after an error (joblib's abort_everything calls configure again).
+    _configure_kwargs: dict = {}
+    _foreign = False
+
+    def configure(
+        self,
+        n_jobs: int | None = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **memmappingpool_args: Any,
+    ) -> int:
+        """Build this call's pool and return its number of workers."""
+        n_jobs = self.effective_n_jobs(n_jobs)
+        if n_jobs == 1:
+            raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+        from . import _pools
+
+        self._configure_kwargs = dict(memmappingpool_args)
+        args = {**self.backend_kwargs, **memmappingpool_args}
+        # Children are forked from this process: leave them less garbage.
+        gc.collect()
+        # Looked up now: a client may have rebased PicklingPool since.
+        self._pool = _pools.MemmappingPool(n_jobs, **args)
+        self._foreign = not _pools._own_base()
+        self._n_jobs = n_jobs
+        self.parallel = parallel
+        return n_jobs
+
+    def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
+        if not self._foreign:
+            return super().submit(func, callback)
+        fut = _PoolResult()
+        self._pool.apply_async(
+            func,
+            (),
+            callback=lambda value: _settle(callback, fut, True, value),
+            error_callback=lambda exc: _settle(callback, fut, False, exc),
+        )
+        return fut
+
+    def retrieve_result_callback(self, future: Any) -> Any:
+        if self._foreign:
+            return future.result()
+        return super().retrieve_result_callback(future)
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        self.terminate()
+        parallel = getattr(self, "parallel", None)
+        if ensure_ready and parallel is not None:
+            self.configure(
+                n_jobs=self._n_jobs, parallel=parallel, **self._configure_kwargs
+            )
