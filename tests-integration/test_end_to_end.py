@@ -57,6 +57,7 @@ def test_parallel_over_memmap_cached_dumped_loaded(workdir, shm_snapshot, compre
     np.testing.assert_array_equal(loaded["std"], first["std"])
 
     memory.clear(warn=False)
+    del data  # para keeps its shared copy for later calls while it lives
     assert not shm_snapshot()
 
 

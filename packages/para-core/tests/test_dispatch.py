@@ -310,3 +310,30 @@ def test_typed_reducer_builds_its_dispatch_table_once_per_base():
     assert clone.types == (Blob,) and clone._tables == {}
     # NotImplemented from the session: the object's own reduction.
     assert first[Blob](Blob(b"abc"))[0] is Blob
+
+
+def test_typed_reducer_names_types_without_importing_their_module(monkeypatch):
+    import copyreg
+    import sys
+    import types
+
+    from para_core._pickling import TypedReducer
+
+    name = "para_core_test_lazy_module"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    reducer = TypedReducer(_no_reduction, (f"{name}:Outer.Inner", Blob))
+    clone = pickle.loads(pickle.dumps(reducer))  # imports nothing
+    before = clone.table(copyreg.dispatch_table)
+    assert name not in sys.modules and Blob in before
+    # Once the module exists (something imported it), its type counts.
+    module = types.ModuleType(name)
+
+    class Outer:
+        class Inner:
+            pass
+
+    module.Outer = Outer
+    monkeypatch.setitem(sys.modules, name, module)
+    after = clone.table(copyreg.dispatch_table)
+    assert Outer.Inner in after and Outer.Inner not in before
+    assert clone.table(copyreg.dispatch_table) is after

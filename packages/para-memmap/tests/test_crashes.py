@@ -55,11 +55,11 @@ def _our_paths(pid):
 def _start_caller():
     proc = subprocess.Popen([sys.executable, "-c", CALLER])
     deadline = time.monotonic() + 60
-    # Wait until the call is under way: its folder and the workers exist.
+    # Wait until the call is under way: the copy of `data` (a file of its own
+    # beside the empty() array) and the workers exist.
     while time.monotonic() < deadline:
         paths = _our_paths(proc.pid)
-        folders = [p for p in paths if os.path.isdir(p)]
-        if folders and any(os.listdir(f) for f in folders):
+        if sum(os.path.isfile(p) for p in paths) >= 2:
             workers = psutil.Process(proc.pid).children(recursive=True)
             # Both loky workers must exist, or one started later escapes _reap.
             if sum("LokyProcess" in _cmdline(w) for w in workers) >= 2:
@@ -110,6 +110,9 @@ def test_worker_killed_mid_call():
     data = np.ones(300_000)
     with pytest.raises(TerminatedWorkerError):
         Parallel(n_jobs=2)(delayed(die)(data) for _ in range(2))
+    # Only the copy of `data` kept for later calls is left, and it goes on
+    # request; the call's own folder is gone.
+    para_memmap.clear_cache()
     assert not _our_paths(os.getpid())
 
 

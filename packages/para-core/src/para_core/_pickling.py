@@ -26,6 +26,7 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,26 +46,45 @@ class TypedReducer:
     """A transport reducer for objects of a few exact types only.
 
     Picklable (it travels to the workers as the result reducer) when
-    ``reduce`` is.
+    ``reduce`` is. A type may be named ``"module:qualname"``: it counts only
+    once its module is imported in the process that pickles (no object of a
+    type can exist before), so that sending the reducer imports nothing.
     """
 
     __slots__ = ("_tables", "reduce", "types")
 
-    def __init__(self, reduce: Callable[[Any], Any], types: tuple[type, ...]):
+    def __init__(
+        self, reduce: Callable[[Any], Any], types: tuple[type | str, ...]
+    ) -> None:
         self.reduce = reduce
         self.types = types
         # Built once per base table: a session pickles many batches, and
         # copying cloudpickle's table (a ChainMap) costs ~35 us each time.
-        self._tables: dict[int, tuple[Any, dict]] = {}
+        self._tables: dict[int, tuple[Any, tuple, dict]] = {}
 
     def __reduce__(self) -> tuple:
         return TypedReducer, (self.reduce, self.types)
 
+    def _resolved(self) -> tuple[type, ...]:
+        out = []
+        for t in self.types:
+            if isinstance(t, str):
+                module, _, name = t.partition(":")
+                obj = sys.modules.get(module)
+                for part in name.split(".") if obj is not None else ():
+                    obj = getattr(obj, part, None)
+                if not isinstance(obj, type):
+                    continue
+                t = obj
+            out.append(t)
+        return tuple(out)
+
     def table(self, base: Any) -> dict:
         """``base`` (a dispatch table) with our types routed to ``reduce``."""
+        types = self._resolved()
         known = self._tables.get(id(base))
-        if known is not None and known[0] is base:
-            return known[1]
+        if known is not None and known[0] is base and known[1] == types:
+            return known[2]
         reduce = self.reduce
 
         def reduce_or_default(obj: Any) -> Any:
@@ -72,8 +92,8 @@ class TypedReducer:
             return obj.__reduce_ex__(_PROTOCOL) if rv is NotImplemented else rv
 
         table = dict(base)
-        table.update(dict.fromkeys(self.types, reduce_or_default))
-        self._tables[id(base)] = (base, table)
+        table.update(dict.fromkeys(types, reduce_or_default))
+        self._tables[id(base)] = (base, types, table)
         return table
 
 

@@ -81,8 +81,12 @@ class TransportSession:
     #: exactly these types (through the pickler's dispatch table), so that
     #: everything else pickles at the C pickler's full speed; ``NotImplemented``
     #: then means "pickle this object as usual". Empty (the default): they
-    #: see every object.
-    reduce_types: tuple[type, ...] = ()
+    #: see every object. An entry may also name a type as
+    #: ``"module:qualname"`` (e.g. ``"numpy:ndarray"``): it is looked up only
+    #: in modules already imported where the pickling happens, so that a
+    #: session (and its result reducer, in the workers) never imports a
+    #: module the program does not use.
+    reduce_types: tuple[type | str, ...] = ()
 
     def reduce_task_object(self, obj: Any) -> Any:
         """Reduce an object found while pickling a task batch in the caller.

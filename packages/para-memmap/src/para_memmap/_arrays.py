@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ._mapcache import open_read_only, sweep
-from ._storage import CHUNK_BYTES, new_hasher
+from ._mapcache import open_mapping, open_read_only, sweep
+from ._storage import CHUNK_BYTES, is_ours, new_hasher
 
 __all__ = [
     "backing_memmap",
@@ -124,10 +124,31 @@ def rebuild_temp(
     offset: int = 0,
 ) -> np.memmap:
     """Open a contiguous array stored in ``filename`` as an ``np.memmap``."""
-    sweep()
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    span = _cached_span(filename, mode, offset, nbytes)
+    if span is not None:
+        return span.view(dtype).reshape(shape, order=order)
     return np.memmap(
         filename, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order
     )
+
+
+def _cached_span(filename: str, mode: str, offset: int, nbytes: int) -> Any:
+    """Bytes [offset, offset + nbytes) of a cached shared mapping, or None.
+
+    Shared modes only ("r", "r+"): a private "c" mapping is the task's own.
+    Our own files only (``para_memmap.empty``, transported copies): they live
+    in shared memory, whose pages the loky leak check is told to leave out; a
+    user's memmap of a disk file keeps a mapping per task.
+    """
+    sweep()
+    if mode not in ("r", "r+") or nbytes <= 0 or not is_ours(filename):
+        return None
+    root = open_mapping(filename, mode)
+    if root is None or offset + nbytes > root.nbytes:
+        return None
+    return root[offset : offset + nbytes]
 
 
 def rebuild_shared(
@@ -151,10 +172,11 @@ def rebuild_view(
     length: int,
 ) -> np.ndarray:
     """Open a strided view (any strides, even negative) of a mapped file."""
-    sweep()
-    span = np.memmap(
-        filename, dtype=np.uint8, mode=mode, offset=file_offset, shape=(length,)
-    )
+    span = _cached_span(filename, mode, file_offset, length)
+    if span is None:
+        span = np.memmap(
+            filename, dtype=np.uint8, mode=mode, offset=file_offset, shape=(length,)
+        )
     return np.ndarray(shape, dtype=dtype, buffer=span, offset=start, strides=strides)
 
 

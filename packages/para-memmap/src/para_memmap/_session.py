@@ -1,4 +1,4 @@
-"""One transport session: which arrays were written, and when to forget them.
+"""One transport session: which arrays were sent, and when to forget them.
 
 ::
 
@@ -8,15 +8,17 @@
       np.memmap (or a view of one) -> (file, offset, strides) --> np.memmap view
       ndarray >= max_nbytes:
         seen in this call            -> same file
-        seen in an earlier call and
-        checksum unchanged           -> same file
-        otherwise: write file (+checksum) ---------------------> np.memmap(mode)
+        mmap_mode "r"/"c": the process-wide copy of `a` (_registry): written
+          once, reused by later calls, and by later Parallel objects, while
+          the array is unchanged
+        mmap_mode "r+"/"w+": a file of this session (workers may write it)
+                                   ----------------------> np.memmap(mode)
       anything else                  -> NotImplemented (plain pickle)
 
                                                    ResultReducer(a):
     rebuild_result: map file, unlink  <-- result file --  ndarray >= max_nbytes
     end_call(): drop files of arrays that died or may have been written to
-    close():    remove the session folder(s)
+    close():    release the copies, remove the session folder(s)
 """
 
 from __future__ import annotations
@@ -30,69 +32,34 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import (
-    backing_memmap,
-    byte_chunks,
-    checksum,
-    rebuild_result,
-    rebuild_shared,
-    reduce_by_reference,
-)
-from ._storage import SHM_HEADROOM, SharedFolder, free_bytes, is_ours, write_array
+from ._arrays import backing_memmap, byte_chunks, rebuild_shared, reduce_by_reference
+from ._options import MODES, check_max_nbytes, check_mmap_mode
+from ._registry import Copy, registry
+from ._results import ResultReducer
+from ._storage import SharedFolder, is_ours
 
-__all__ = ["MODES", "MemmapSession", "ResultReducer", "check_mmap_mode"]
+__all__ = [
+    "MODES",
+    "MemmapSession",
+    "ResultReducer",
+    "check_max_nbytes",
+    "check_mmap_mode",
+]
 
-MODES = ("r", "r+", "w+", "c")
 _ndarray = np.ndarray
 _memmap = np.memmap
 
 
-def check_mmap_mode(mmap_mode: Any) -> str:
-    if mmap_mode not in MODES:
-        raise ValueError(f"mmap_mode should be one of {MODES}, got {mmap_mode!r}")
-    return mmap_mode
-
-
-_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
-
-
-def check_max_nbytes(max_nbytes: Any) -> int | None:
-    """Bytes as an int (None stays None); "1M"-style strings as joblib reads them."""
-    if max_nbytes is None:
-        return None
-    if isinstance(max_nbytes, str):
-        text = max_nbytes.strip().upper()
-        try:
-            return int(float(text[:-1]) * _UNITS[text[-1]])
-        except (KeyError, ValueError, IndexError):
-            raise ValueError(
-                f"max_nbytes should be a number of bytes, a string such as "
-                f"'1M', '100K' or '2G', or None; got {max_nbytes!r}"
-            ) from None
-    if isinstance(max_nbytes, bool) or not isinstance(
-        max_nbytes, (int, float, np.integer, np.floating)
-    ):
-        raise ValueError(
-            f"max_nbytes should be a number of bytes, a string such as '1M', "
-            f"or None; got {max_nbytes!r}"
-        )
-    if max_nbytes < 0:
-        raise ValueError(f"max_nbytes should be >= 0 or None, got {max_nbytes!r}")
-    return int(max_nbytes)
-
-
 @dataclass
 class _Entry:
-    """A file holding a copy of one caller array."""
+    """A file of this session holding a copy of one caller array."""
 
     ref: Any  # weakref to the array
     filename: str
     layout: tuple  # (shape, strides, dtype): an in-place reshape is a change
     order: str
-    checksum: int
     last_call: int
     nbytes: int = 0
-    reusable: bool = True
 
 
 @dataclass
@@ -101,52 +68,9 @@ class _Stats:
 
     written: int = 0
     reused: int = 0
+    patched: int = 0  # changed in place: only the written pages were copied
     by_reference: int = 0
     bytes_written: int = 0
-
-
-class ResultReducer:
-    """Picklable reducer that workers apply to the results they send back.
-
-    Arrays at least ``max_nbytes`` large are written to a file in the session
-    folder and rebuilt in the caller without a copy; arrays that are views of a
-    user's own ``np.memmap`` go back by reference.
-    """
-
-    def __init__(self, folder: str, max_nbytes: int, check_room: bool) -> None:
-        self.folder = folder
-        self.max_nbytes = max_nbytes
-        self.check_room = check_room
-
-    def __reduce__(self) -> tuple:
-        return ResultReducer, (self.folder, self.max_nbytes, self.check_room)
-
-    def __call__(self, obj: Any) -> Any:
-        cls = type(obj)
-        if cls is not _ndarray and cls is not _memmap:
-            return NotImplemented
-        if obj.dtype.hasobject or obj.nbytes == 0:
-            return NotImplemented
-        m = backing_memmap(obj)
-        if m is not None and m.filename is not None and not is_ours(m.filename):
-            return reduce_by_reference(obj, m)
-        if obj.nbytes < self.max_nbytes:
-            return NotImplemented
-        if self.check_room:
-            try:
-                if free_bytes(self.folder) < obj.nbytes + SHM_HEADROOM:
-                    return NotImplemented  # no room: the result pipe will do
-            except OSError:
-                return NotImplemented
-        order, chunks = byte_chunks(obj)
-        filename = os.path.join(
-            self.folder, f"r-{os.getpid()}-{os.urandom(8).hex()}.dat"
-        )
-        try:
-            write_array(filename, chunks(), obj.nbytes, checksum=False)
-        except OSError:
-            return NotImplemented
-        return rebuild_result, (filename, obj.dtype, obj.shape, order)
 
 
 class MemmapSession:
@@ -160,6 +84,8 @@ class MemmapSession:
         Mode in which workers open the arrays written for them.
     temp_folder : str or None
         Root folder; None picks JOBLIB_TEMP_FOLDER, /dev/shm or the temp dir.
+    folder : SharedFolder, optional
+        The session folder, when it was made before the session.
     """
 
     def __init__(
@@ -167,15 +93,20 @@ class MemmapSession:
         max_nbytes: int | None = 1_000_000,
         mmap_mode: str = "r",
         temp_folder: str | None = None,
+        folder: SharedFolder | None = None,
     ) -> None:
         self.max_nbytes = check_max_nbytes(max_nbytes)
         self.mmap_mode = check_mmap_mode(mmap_mode)
-        self.folder = SharedFolder(temp_folder)
+        self.folder = folder if folder is not None else SharedFolder(temp_folder)
+        self._temp_folder = temp_folder
         # Workers may write into "r+"/"w+" files: their content is no longer
-        # the caller's, so they are never reused by a later call.
+        # the caller's, so they are never reused by a later call. Files that
+        # workers only read are the process's shared copies (see _registry).
         self._reuse = mmap_mode in ("r", "c")
         self._lock = threading.RLock()
         self._entries: dict[int, _Entry] = {}
+        self._held: dict[int, tuple[Copy, int]] = {}  # id(array) -> (copy, call)
+        self._old_holds: list[Copy] = []
         self._retired: list[str] = []
         # Set by begin_call: calls may overlap, so no file is removed early.
         self._overlapping = False
@@ -212,41 +143,65 @@ class MemmapSession:
         ):
             return NotImplemented
         with self._lock:
-            entry = self._file_for(obj)
+            if self._closed:
+                raise RuntimeError("this para-memmap session is closed")
+            if self._reuse:
+                filename, order = self._copy_for(obj)
+            else:
+                entry = self._file_for(obj)
+                filename, order = entry.filename, entry.order
         return rebuild_shared, (
-            entry.filename,
+            filename,
             obj.dtype,
             obj.shape,
-            entry.order,
+            order,
             "r+" if self.mmap_mode == "w+" else self.mmap_mode,
         )
 
+    def _copy_for(self, a: np.ndarray) -> tuple[str, str]:
+        key = id(a)
+        held = self._held.get(key)
+        if held is not None and held[1] == self._call and held[0].ref() is a:
+            return held[0].filename, held[0].order  # validated for this call
+        mine = held[0] if held is not None and not self._overlapping else None
+        copy, how = registry().acquire(a, self._temp_folder, mine)
+        if held is not None:
+            if self._overlapping:  # an earlier call may still read it
+                self._old_holds.append(held[0])
+            else:
+                registry().release(held[0])
+        self._held[key] = (copy, self._call)
+        if how == "written":
+            self.stats.written += 1
+            self.stats.bytes_written += a.nbytes
+        elif how == "patched":
+            self.stats.patched += 1
+        else:
+            self.stats.reused += 1
+        return copy.filename, copy.order
+
     def _file_for(self, a: np.ndarray) -> _Entry:
-        if self._closed:
-            raise RuntimeError("this para-memmap session is closed")
+        # "r+"/"w+": workers may write the file, so each call gets a new one.
         key = id(a)
         layout = (a.shape, a.strides, a.dtype)
         entry = self._entries.get(key)
         if entry is not None:
-            if entry.ref() is a and entry.layout == layout:
-                if entry.last_call == self._call:
-                    return entry
-                if entry.reusable and checksum(a) == entry.checksum:
-                    entry.last_call = self._call
-                    self.stats.reused += 1
-                    return entry
+            if (
+                entry.ref() is a
+                and entry.layout == layout
+                and entry.last_call == self._call
+            ):
+                return entry
             self._forget(key)
         order, chunks = byte_chunks(a)
-        filename, hasher = self.folder.write(chunks, a.nbytes)
+        filename, _ = self.folder.write(chunks, a.nbytes, checksum=False)
         entry = _Entry(
             ref=weakref.ref(a),
             filename=filename,
             layout=layout,
             order=order,
-            checksum=hasher.intdigest(),
             last_call=self._call,
             nbytes=a.nbytes,
-            reusable=self._reuse,
         )
         self._entries[key] = entry
         self.stats.written += 1
@@ -279,7 +234,7 @@ class MemmapSession:
     def begin_call(self) -> None:
         """Start a call that may overlap earlier ones (a pool's map or apply).
 
-        Arrays seen before are checked again by checksum, as after
+        Arrays seen before are checked for changes again, as after
         :meth:`end_call`, but no file is removed before :meth:`close`: tasks
         of earlier calls may still be reading them.
         """
@@ -291,19 +246,28 @@ class MemmapSession:
         """Forget what only the finished call needed; keep reusable files."""
         with self._lock:
             for key, entry in list(self._entries.items()):
-                if not entry.reusable or entry.ref() is None:
-                    del self._entries[key]
-                    _unlink(entry.filename)
+                del self._entries[key]
+                _unlink(entry.filename)
+            for key, (copy, _) in list(self._held.items()):
+                if copy.ref() is None:
+                    del self._held[key]
+                    registry().release(copy)
             for filename in self._retired:
                 _unlink(filename)
             self._retired.clear()
             self._pinned.clear()
             self._call += 1
+        registry().reap()
 
     def close(self) -> None:
         """Remove every file and folder of the session (idempotent)."""
         with self._lock:
             self._closed = True
+            held = [copy for copy, _ in self._held.values()] + self._old_holds
+            self._held, self._old_holds = {}, []
+            for copy in held:
+                registry().release(copy)
+            registry().reap()
             self._entries.clear()
             self._retired.clear()
             self._pinned.clear()

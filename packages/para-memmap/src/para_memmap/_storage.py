@@ -104,16 +104,22 @@ def _remove_live_folders_at_exit() -> None:
 
 def _track(path: str) -> None:
     global _atexit_registered
-    root, pid = os.path.dirname(path), os.getpid()
     with _live_lock:
-        new_root = (root, pid) not in _watched_roots
-        _watched_roots.add((root, pid))
-        _live_folders[path] = pid
+        _live_folders[path] = os.getpid()
         if not _atexit_registered:
             atexit.register(_remove_live_folders_at_exit)
             _atexit_registered = True
-    if new_root:
-        _watchdog.track_prefix(root, f"{PREFIX}{pid}-")
+    watch_root(os.path.dirname(path))
+
+
+def watch_root(root: str) -> None:
+    """Have the watchdog remove ``root``'s entries named after us if we die."""
+    pid = os.getpid()
+    with _live_lock:
+        if (root, pid) in _watched_roots:
+            return
+        _watched_roots.add((root, pid))
+    _watchdog.track_prefix(root, f"{PREFIX}{pid}-")
 
 
 class SharedFolder:
@@ -162,6 +168,10 @@ class SharedFolder:
     def fallback_root(self) -> str:
         return os.path.abspath(tempfile.gettempdir())
 
+    def rearm_warning(self) -> None:
+        """Warn again at the next fallback (a long-lived folder, a new use)."""
+        self._warned = False
+
     def warn_fallback(self, nbytes: int, reason: str) -> None:
         if self._warned:
             return
@@ -207,6 +217,23 @@ class SharedFolder:
         filename = os.path.join(folder, f"{kind}-{uuid.uuid4().hex}.dat")
         return filename, write_array(filename, chunks(), nbytes, checksum)
 
+    def write_loose(
+        self, chunks: Any, nbytes: int, checksum: bool = True
+    ) -> tuple[str, Any]:
+        """Like :meth:`write`, into a file of its own in the root, no folder.
+
+        Named ``para-memmap-<pid>-<id>.dat``: the watchdog removes it if the
+        process dies; on every other path its writer removes it.
+        """
+        root = self.root_for(nbytes)
+        try:
+            return _write_loose(root, chunks, nbytes, checksum)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.auto_shm or root != self.root:
+                raise
+        self.warn_fallback(nbytes, "ran out of space")
+        return _write_loose(self.fallback_root(), chunks, nbytes, checksum)
+
     def remove(self) -> None:
         """Remove every folder of this session (idempotent)."""
         with self._lock:
@@ -214,6 +241,26 @@ class SharedFolder:
             self._paths.clear()
         for path in paths:
             _remove_folder(path)
+
+
+def _write_loose(root: str, chunks: Any, nbytes: int, checksum: bool) -> tuple:
+    watch_root(root)
+    filename = os.path.join(root, f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}.dat")
+    try:
+        try:
+            return filename, write_array(filename, chunks(), nbytes, checksum)
+        except FileNotFoundError:  # a temp_folder yet to be made
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            return filename, write_array(filename, chunks(), nbytes, checksum)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        raise OSError(
+            exc.errno,
+            f"para-memmap cannot create its temporary file {filename!r} "
+            f"({exc.strerror}); pass temp_folder=... or set JOBLIB_TEMP_FOLDER "
+            f"to a writable folder",
+        ) from exc
 
 
 def write_array(filename: str, chunks: Any, nbytes: int, checksum: bool = True) -> Any:
