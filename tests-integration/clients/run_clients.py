@@ -245,7 +245,7 @@ def run_session(
             # found above site-packages; the client's conftest.py files load
             # because confcutdir is site-packages.
             "-c",
-            str(HERE / "pytest.ini"),
+            str(HERE / "pytest-clients.ini"),
             "--rootdir",
             str(root),
             "--confcutdir",
