@@ -74,32 +74,34 @@ def _shm() -> set[str]:
 def ray_instance():
     session_dir = tempfile.mkdtemp(prefix="ray-")
     shm_before = _shm()
-    for attempt in range(3):
-        try:
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                _temp_dir=session_dir,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-            break
-        except Exception as exc:
-            # ray gives its node 30 s to start (fixed in ray); on a machine
-            # busy with other jobs that is not always enough: try again.
-            ray.shutdown(wait_for_processes=True)
-            # A failed start is not a node ray knows it has to stop.
-            left = _ray_processes()
-            for proc in left:
-                proc.kill()
-            psutil.wait_procs(left, timeout=10)
-            if attempt == 2 or "timed out during startup" not in str(exc):
-                raise
-    register_ray()
-    yield {"processes": _ray_processes(), "shm_before": shm_before}
-    # Again if the last test did not run (a second call does nothing).
-    ray.shutdown(wait_for_processes=True)
-    shutil.rmtree(session_dir, ignore_errors=True)
+    try:
+        for attempt in range(3):
+            try:
+                ray.init(
+                    num_cpus=2,
+                    include_dashboard=False,
+                    _temp_dir=session_dir,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+                break
+            except Exception as exc:
+                # ray gives its node 30 s to start (fixed in ray); on a machine
+                # busy with other jobs that is not always enough: try again.
+                ray.shutdown(wait_for_processes=True)
+                # A failed start is not a node ray knows it has to stop.
+                left = _ray_processes()
+                for proc in left:
+                    proc.kill()
+                psutil.wait_procs(left, timeout=10)
+                if attempt == 2 or "timed out during startup" not in str(exc):
+                    raise
+        register_ray()
+        yield {"processes": _ray_processes(), "shm_before": shm_before}
+    finally:
+        # Again if the last test did not run (a second call does nothing).
+        ray.shutdown(wait_for_processes=True)
+        shutil.rmtree(session_dir, ignore_errors=True)
 
 
 def _where(i):
