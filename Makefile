@@ -19,6 +19,8 @@ TEST_STEPS := \
 	test-cache:run \
 	test-joblib:run \
 	integration:run \
+	clients:run \
+	ray:run \
 	docs:plots \
 	docs:build \
 	docs:doctest

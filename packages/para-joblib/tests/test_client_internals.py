@@ -315,6 +315,10 @@ def test_spark_like_backend_with_apply_async_and_sequential_nesting(jl):
 # ------------------------------------------------ ray: rebasing PicklingPool
 
 
+class FakePoolTaskError(Exception):
+    """Stands for ray.util.multiprocessing.pool.PoolTaskError."""
+
+
 class FakeRayPool:
     """Stands for ray.util.multiprocessing.Pool: records what it is given."""
 
@@ -343,8 +347,9 @@ class FakeRayPool:
             try:
                 value = func(*args, **(kwds or {}))
             except BaseException as exc:
+                # ray's pool hands its own error, the task's inside
                 if error_callback is not None:
-                    error_callback(exc)
+                    error_callback(FakePoolTaskError(exc))
                 return
             if callback is not None:
                 callback(value)
@@ -422,8 +427,10 @@ def test_ray_like_backend_runs_on_the_rebased_pool(jl):
             assert jl.Parallel()(jl.delayed(abs)(-i) for i in range(5)) == list(
                 range(5)
             )
-            with pytest.raises(KeyError):
+            with pytest.raises(KeyError) as info:
                 jl.Parallel()(jl.delayed(_fails_on_three)(i) for i in range(5))
+            # the worker's traceback rides along, as on joblib
+            assert "_fails_on_three" in str(info.value.__cause__)
             sums = jl.Parallel()(jl.delayed(np.sum)(big) for _ in range(2))
         assert sums == [big.sum()] * 2
     finally:

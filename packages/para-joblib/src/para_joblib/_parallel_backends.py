@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from multiprocessing.pool import ExceptionWithTraceback
 from typing import Any
 
 import para_core
@@ -60,9 +61,50 @@ class _PoolResult:
         return False
 
 
+class _CapturingCall:
+    """A batch as handed to a client's pool: its exception returns as a value.
+
+    A client's pool may wrap a task's exception in its own (ray's pool raises
+    ``PoolTaskError``); caught in the worker and carried back as a result,
+    the task's own exception reaches the caller, with the worker's traceback
+    as its ``__cause__``, as on joblib.
+    """
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[], Any]) -> None:
+        self.func = func
+
+    def __call__(self) -> Any:
+        try:
+            return self.func()
+        except BaseException as exc:
+            return _RaisedInWorker(ExceptionWithTraceback(exc, exc.__traceback__))
+
+
+class _RaisedInWorker:
+    """Marks a result that is a task's exception (an ExceptionWithTraceback)."""
+
+    __slots__ = ("wrapped",)
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def exception(self) -> BaseException:
+        # Unpickled in another process, the stdlib wrapper has become the
+        # exception itself (the remote traceback as its cause); a pool of
+        # threads hands over the wrapper as it was: rebuild it the same way.
+        if isinstance(self.wrapped, BaseException):
+            return self.wrapped
+        rebuild, args = self.wrapped.__reduce__()
+        return rebuild(*args)
+
+
 def _settle(
     callback: Callable[[Any], Any] | None, fut: _PoolResult, ok: bool, value: Any
 ) -> None:
+    if ok and type(value) is _RaisedInWorker:
+        ok, value = False, value.exception()
     fut._ok, fut._value = ok, value
     if callback is not None:
         callback(fut)
@@ -124,7 +166,7 @@ class MultiprocessingBackend(para_core.MultiprocessingBackend):
             return super().submit(func, callback)
         fut = _PoolResult()
         self._pool.apply_async(
-            func,
+            _CapturingCall(func),
             (),
             callback=lambda value: _settle(callback, fut, True, value),
             error_callback=lambda exc: _settle(callback, fut, False, exc),
