@@ -43,6 +43,7 @@ from typing import Any
 
 from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
+from ._completion import BatchCompletionCallBack, get_batch_completion_callback
 from ._delayed import _forget_delayed
 from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
 from ._mp import TerminatedWorkerError
@@ -119,6 +120,10 @@ class _Call:
         self.sized = False
         self.result_bytes = 0.0  # largest pickled size of a result seen
         self.custom_progress = custom_progress
+        # The installed BatchCompletionCallBack subclass; None for the base
+        # class, whose instances would do nothing: no object per batch then.
+        tracker = get_batch_completion_callback()
+        self.tracker = None if tracker is BatchCompletionCallBack else tracker
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -167,21 +172,24 @@ class _Call:
                 is _ProcessBackendMixin.retrieve_result_callback
             )
         # Subclasses overriding print_progress (a common tqdm recipe) get
-        # joblib's counters before each call of it.
-        if self.custom_progress:
+        # joblib's counters before each call of it; completion callbacks
+        # may read them through their ``parallel``.
+        self.counting = self.custom_progress or self.tracker is not None
+        if self.counting:
             p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
             p.n_tasks = self.n_tasks
-        self.reporting = bool(self.reporters) or self.custom_progress
+        self.reporting = bool(self.reporters) or self.counting
         backend.start_call()
 
     def _report(self) -> None:
         p = self.p
-        if self.custom_progress:
+        if self.counting:
             p.n_completed_tasks = self.n_completed
             p.n_dispatched_tasks = self.n_dispatched
             p.n_dispatched_batches = self.n_batches
             p.n_tasks = self.n_tasks
-            p.print_progress()
+            if self.custom_progress:
+                p.print_progress()
         for r in self.reporters:
             r.batch_done(
                 self.n_completed, self.n_dispatched, self.n_batches, self.iterating
@@ -289,7 +297,13 @@ class _Call:
             callback = functools.partial(self._done, index)
         else:
             callback = _ignore
+        if self.tracker is not None:
+            tracker = self.tracker(time.time(), len(batch), self.p)
+            tracker._forward = callback
+            callback = functools.partial(self._tracked, index, tracker)
         future = self.backend.submit(batch, callback=callback)
+        if self.tracker is not None:
+            tracker.register_job(future)
         if index in self.inflight:
             self.inflight[index] = (batch, future, start)
 
@@ -307,6 +321,22 @@ class _Call:
         except BaseException as exc:
             result, ok = exc, False
         self.finished.put((index, ok, result, time.monotonic()))
+
+    def _tracked(self, index: int, tracker: Any, out: Any) -> None:
+        # Runs in the backend's thread: the installed completion callback
+        # first; the batch reaches the engine exactly once, even when an
+        # override forgot super().__call__ or raised before it.
+        try:
+            tracker(out)
+        except BaseException as exc:
+            forward, tracker._forward = tracker._forward, None
+            if forward is None or not self.callbacks:
+                raise  # the batch was handed over: the backend reports it
+            self.finished.put((index, False, exc, time.monotonic()))
+            return
+        forward, tracker._forward = tracker._forward, None
+        if forward is not None:
+            forward(out)
 
     def _wait(self) -> None:
         """Block until at least one batch finished, then take in every one."""
@@ -429,11 +459,16 @@ class _Call:
 
     # the three ways of handing results over ---------------------------------------
     def _run_sequential(self):
+        tracker_cls, p = self.tracker, self.p
         for func, args, kwargs in self.it:
             self.n_dispatched += 1
             self.n_batches += 1
+            if tracker_cls is not None:
+                tracker = tracker_cls(time.time(), 1, p)
             result = func(*args, **kwargs)
             self.n_completed += 1
+            if tracker_cls is not None:
+                tracker([result])
             if self.reporting:
                 self._report()
             yield result

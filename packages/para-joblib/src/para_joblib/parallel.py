@@ -4,14 +4,18 @@ Parallel, delayed, the backend configuration API, the backend classes (see
 ``para_joblib._parallel_backends``), and what client libraries reach for:
 ``mp`` (the multiprocessing module, or None when joblib would run serially:
 scikit-learn reads it at import), ``get_active_backend`` (mne, networkx),
-``BatchedCalls`` (the batch type backends receive), ``DEFAULT_BACKEND`` and
-the ``TASK_*`` status names. Names resolve on first use (see
-``para_joblib._lazy``) from the public face of the package that owns them.
+``BatchedCalls`` (the batch type backends receive), ``DEFAULT_BACKEND``, the
+``TASK_*`` status names and ``BatchCompletionCallBack``, which programs
+replace by assignment (the "tqdm_joblib" recipe): this module forwards the
+assignment to para-core's ``set_batch_completion_callback``. Names resolve on
+first use (see ``para_joblib._lazy``) from the public face of the package
+that owns them.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,7 @@ __all__ = [
     "VALID_BACKEND_CONSTRAINTS",
     "VALID_BACKEND_HINTS",
     "AutoBatchingMixin",
+    "BatchCompletionCallBack",
     "BatchedCalls",
     "FallbackToBackend",
     "LokyBackend",
@@ -110,14 +115,10 @@ def __getattr__(name: str) -> Any:
         import para_core
 
         return para_core.DEFAULT_BACKEND
-    if name == "BatchCompletionCallBack":
-        raise AttributeError(
-            "para_joblib.parallel has no BatchCompletionCallBack: para does not "
-            "track batches with such objects, so replacing it (the tqdm_joblib "
-            "recipe) would do nothing. For progress use Parallel(..., "
-            "progress_bar=True) or a Parallel subclass overriding "
-            "print_progress(); see the page 'Migrating from joblib'."
-        )
+    if name == "BatchCompletionCallBack":  # the class installed now: not cached
+        import para_core
+
+        return para_core.get_batch_completion_callback()
     if name == "mp":
         value = globals()["mp"] = _multiprocessing()
         return value
@@ -125,11 +126,41 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(_dir()) | {"DEFAULT_BACKEND", "mp"})
+    return sorted(set(_dir()) | {"BatchCompletionCallBack", "DEFAULT_BACKEND", "mp"})
+
+
+class _ParallelModule(ModuleType):
+    """This module's type: assigning ``BatchCompletionCallBack`` installs it.
+
+    Programs replace ``joblib.parallel.BatchCompletionCallBack`` with a
+    subclass for the duration of a call and put the old one back; the class
+    lives in para-core's engine, so the assignment (and ``del``, which
+    restores the default) goes there instead of this module's namespace.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "BatchCompletionCallBack":
+            import para_core
+
+            para_core.set_batch_completion_callback(value)
+            return
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "BatchCompletionCallBack":
+            import para_core
+
+            para_core.set_batch_completion_callback(None)
+            return
+        super().__delattr__(name)
+
+
+sys.modules[__name__].__class__ = _ParallelModule
 
 
 if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
+        BatchCompletionCallBack,
         BatchedCalls,
         Parallel,
         cpu_count,
