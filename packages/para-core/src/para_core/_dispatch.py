@@ -45,7 +45,12 @@ from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
 from ._completion import BatchCompletionCallBack, get_batch_completion_callback
 from ._delayed import _forget_delayed
-from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
+from ._errors import (
+    ParallelTimeoutError,
+    WorkerTerminatedError,
+    eval_expr,
+    release_frames,
+)
 from ._mp import TerminatedWorkerError
 from ._progress import BarReporter, VerboseReporter
 from .backends._base import ParallelBackendBase
@@ -75,6 +80,26 @@ class _Packet:
 
 def _loaded(results: Any) -> list:
     return load_results(results.data) if type(results) is _Packet else results
+
+
+def _drop_retrieval_frames(exc: BaseException, here: Any) -> None:
+    """Cut from ``exc``'s traceback the frames of its retrieval in ``here``.
+
+    A batch's exception re-raised by ``future.result()`` in a completion
+    callback carries the callback's frames, whose callers (``f_back``) hold
+    the future, which holds the exception: a reference cycle keeping the
+    failed call's arguments alive until the garbage collector runs. What the
+    user needs, where the task failed, is in the frames after them.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        while frame is not None and frame is not here:
+            frame = frame.f_back
+        if frame is None:  # raised outside this callback: the task's frames
+            exc.__traceback__ = tb
+            return
+        tb = tb.tb_next
 
 
 def _ignore(*_args: Any) -> None:
@@ -317,10 +342,12 @@ class _Call:
             return
         try:
             result = self.backend.retrieve_result_callback(out)
-            ok = True
         except BaseException as exc:
-            result, ok = exc, False
-        self.finished.put((index, ok, result, time.monotonic()))
+            # Not kept in a local: this frame may stay in the traceback.
+            _drop_retrieval_frames(exc, sys._getframe())
+            self.finished.put((index, False, exc, time.monotonic()))
+            return
+        self.finished.put((index, True, result, time.monotonic()))
 
     def _tracked(self, index: int, tracker: Any, out: Any) -> None:
         # Runs in the backend's thread: the installed completion callback
@@ -337,6 +364,9 @@ class _Call:
         forward, tracker._forward = tracker._forward, None
         if forward is not None:
             forward(out)
+        # As joblib: the tracker forgets its job once the batch ended (the
+        # future refers back to the tracker through its callbacks).
+        tracker.job = None
 
     def _wait(self) -> None:
         """Block until at least one batch finished, then take in every one."""
@@ -443,6 +473,17 @@ class _Call:
 
     def _cleanup(self) -> None:
         p = self.p
+        # The call is over: forget its tasks and results. Cancelled futures
+        # may outlive it in the backend (loky keeps them until their worker
+        # answers) and their callbacks refer to this object.
+        self.inflight.clear()
+        self.ready.clear()
+        self.ready_fifo.clear()
+        self.split.clear()
+        while not self.finished.empty():
+            self.finished.get()
+        self.pending = END
+        self.it = self.iterable = iter(())
         for r in self.reporters:
             if hasattr(r, "close"):
                 r.close()
@@ -487,6 +528,7 @@ class _Call:
             return out
         except BaseException as exc:
             self._abort(exc)
+            release_frames(exc)
             raise
         finally:
             self._cleanup()
@@ -542,6 +584,7 @@ class _Call:
                 r.finish(self.n_completed)
         except BaseException as exc:
             self._abort(exc)
+            release_frames(exc)
             raise
         finally:
             self._cleanup()
