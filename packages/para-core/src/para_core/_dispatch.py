@@ -356,6 +356,7 @@ class _Call:
         try:
             tracker(out)
         except BaseException as exc:
+            tracker.job = None
             forward, tracker._forward = tracker._forward, None
             if forward is None or not self.callbacks:
                 raise  # the batch was handed over: the backend reports it
