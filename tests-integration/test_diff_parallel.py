@@ -463,3 +463,47 @@ def test_without_multiprocessing_module_agrees():
         return json.loads(out.stdout)
 
     assert report("para_core") == report("joblib")
+
+
+def _count_with_replaced_callback(lib, backend, return_as, n):
+    """The "tqdm_joblib" recipe, with a counter in place of the bar."""
+    parallel_module = lib.parallel
+    done = []
+
+    class Counting(parallel_module.BatchCompletionCallBack):
+        def __call__(self, *args, **kwargs):
+            done.append(self.batch_size)
+            return super().__call__(*args, **kwargs)
+
+    original = parallel_module.BatchCompletionCallBack
+    parallel_module.BatchCompletionCallBack = Counting
+    try:
+        n_jobs = 1 if backend == "sequential" else 2
+        out = lib.Parallel(n_jobs=n_jobs, backend=backend, return_as=return_as)(
+            lib.delayed(task)(i, "ok") for i in range(n)
+        )
+        out = list(out)
+    finally:
+        parallel_module.BatchCompletionCallBack = original
+    assert parallel_module.BatchCompletionCallBack is original
+    return sorted(out), sum(done)
+
+
+@pytest.mark.parametrize("return_as", RETURN_AS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replaced_batch_completion_callback_counts_every_task(backend, return_as):
+    n = 300
+    para_out, para_count = _count_with_replaced_callback(
+        para_joblib, backend, return_as, n
+    )
+    assert para_count == n
+    if backend == "multiprocessing" and return_as != "list":
+        return  # joblib refuses generators there; para runs them
+    jl_out, jl_count = _count_with_replaced_callback(joblib, backend, return_as, n)
+    assert para_out == jl_out
+    if backend == "sequential":
+        # joblib runs n_jobs=1 without batches and never calls the callback;
+        # para calls it after each task (see the page 'Migrating from joblib').
+        assert jl_count == 0
+    else:
+        assert para_count == jl_count

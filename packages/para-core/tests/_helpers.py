@@ -154,3 +154,13 @@ def sleep_or_exit(x, at, seconds):
         os._exit(3)
     time.sleep(seconds)
     return x
+
+
+class Payload:
+    """An argument whose references a test can count (weakref-able)."""
+
+
+def fail_with(payload, x, bad):
+    if x == bad:
+        raise ValueError(f"bad value {x}")
+    return x

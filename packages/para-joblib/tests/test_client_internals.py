@@ -116,13 +116,62 @@ def test_backend_repr_and_n_jobs_like_mne(jl):
         assert "ThreadingBackend" in str(parallel._backend)
 
 
-def test_batch_completion_callback_fails_clearly_with_the_alternative():
-    # The tqdm_joblib recipe reads it first: a clear AttributeError, naming
-    # what works instead, rather than a replacement that does nothing.
+@pytest.mark.parametrize("backend", ["loky", "threading", "sequential"])
+def test_batch_completion_callback_replaced_like_tqdm_joblib(jl, backend):
+    # The "tqdm_joblib" recipe: a subclass assigned to
+    # joblib.parallel.BatchCompletionCallBack for one call, then put back.
+    parallel = _sub(jl, "parallel")
+    done = []
+
+    class Count(parallel.BatchCompletionCallBack):
+        def __call__(self, *args, **kwargs):
+            done.append(self.batch_size)
+            return super().__call__(*args, **kwargs)
+
+    original = parallel.BatchCompletionCallBack
+    parallel.BatchCompletionCallBack = Count
+    try:
+        assert parallel.BatchCompletionCallBack is Count
+        n_jobs = 1 if backend == "sequential" else 2
+        out = jl.Parallel(n_jobs=n_jobs, backend=backend)(
+            jl.delayed(abs)(-i) for i in range(40)
+        )
+    finally:
+        parallel.BatchCompletionCallBack = original
+    assert parallel.BatchCompletionCallBack is original
+    assert out == list(range(40))
+    if jl.__name__ == "joblib" and backend == "sequential":
+        assert done == []  # joblib makes no callback when running serially
+    else:
+        assert sum(done) == 40
+
+
+def test_batch_completion_callback_assignment_reaches_para_core(monkeypatch):
+    import para_core
     from para_joblib import parallel
 
-    with pytest.raises(AttributeError, match="progress_bar=True"):
-        parallel.BatchCompletionCallBack
+    base = para_core.BatchCompletionCallBack
+    assert parallel.BatchCompletionCallBack is base
+    assert "BatchCompletionCallBack" in dir(parallel)
+
+    class Mine(parallel.BatchCompletionCallBack):
+        pass
+
+    # pytest's monkeypatch (getattr, setattr, then setattr back) as in tests
+    monkeypatch.setattr(parallel, "BatchCompletionCallBack", Mine)
+    assert para_core.get_batch_completion_callback() is Mine
+    monkeypatch.undo()
+    assert para_core.get_batch_completion_callback() is base
+    parallel.BatchCompletionCallBack = Mine
+    del parallel.BatchCompletionCallBack  # back to the default
+    assert parallel.BatchCompletionCallBack is base
+    assert "BatchCompletionCallBack" not in vars(parallel)
+    with pytest.raises(TypeError, match="subclass"):
+        parallel.BatchCompletionCallBack = object
+    assert para_core.get_batch_completion_callback() is base
+    parallel.some_client_flag = 1  # other names stay plain module attributes
+    assert vars(parallel)["some_client_flag"] == 1
+    del parallel.some_client_flag
 
 
 def test_task_status_names_and_backend_hints(jl):

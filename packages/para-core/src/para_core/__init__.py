@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._batch import BatchedCalls
+    from ._completion import (
+        BatchCompletionCallBack,
+        get_batch_completion_callback,
+        set_batch_completion_callback,
+    )
     from ._config import parallel_backend, parallel_config
     from ._delayed import delayed
     from ._errors import WorkerTerminatedError
@@ -49,6 +54,9 @@ if TYPE_CHECKING:
 _LAZY = {
     "AutoBatchingMixin": "backends._base",
     "BatchedCalls": "_batch",
+    "BatchCompletionCallBack": "_completion",
+    "get_batch_completion_callback": "_completion",
+    "set_batch_completion_callback": "_completion",
     "FallbackToBackend": "backends._base",
     "ParallelBackendBase": "backends._base",
     "LokyBackend": "backends._loky",
@@ -105,6 +113,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "EXTERNAL_BACKENDS",
     "AutoBatchingMixin",
+    "BatchCompletionCallBack",
     "BatchedCalls",
     "FallbackToBackend",
     "LokyBackend",
@@ -122,10 +131,12 @@ __all__ = [
     "effective_n_jobs",
     "exit_with_caller",
     "get_active_backend",
+    "get_batch_completion_callback",
     "get_transport_hook",
     "parallel_backend",
     "parallel_config",
     "register_parallel_backend",
+    "set_batch_completion_callback",
     "set_transport_hook",
     "wrap_non_picklable_objects",
 ]

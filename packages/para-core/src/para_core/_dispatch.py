@@ -43,8 +43,14 @@ from typing import Any
 
 from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
+from ._completion import BatchCompletionCallBack, get_batch_completion_callback
 from ._delayed import _forget_delayed
-from ._errors import ParallelTimeoutError, WorkerTerminatedError, eval_expr
+from ._errors import (
+    ParallelTimeoutError,
+    WorkerTerminatedError,
+    eval_expr,
+    release_frames,
+)
 from ._mp import TerminatedWorkerError
 from ._progress import BarReporter, VerboseReporter
 from .backends._base import ParallelBackendBase
@@ -74,6 +80,26 @@ class _Packet:
 
 def _loaded(results: Any) -> list:
     return load_results(results.data) if type(results) is _Packet else results
+
+
+def _drop_retrieval_frames(exc: BaseException, here: Any) -> None:
+    """Cut from ``exc``'s traceback the frames of its retrieval in ``here``.
+
+    A batch's exception re-raised by ``future.result()`` in a completion
+    callback carries the callback's frames, whose callers (``f_back``) hold
+    the future, which holds the exception: a reference cycle keeping the
+    failed call's arguments alive until the garbage collector runs. What the
+    user needs, where the task failed, is in the frames after them.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        while frame is not None and frame is not here:
+            frame = frame.f_back
+        if frame is None:  # raised outside this callback: the task's frames
+            exc.__traceback__ = tb
+            return
+        tb = tb.tb_next
 
 
 def _ignore(*_args: Any) -> None:
@@ -119,6 +145,10 @@ class _Call:
         self.sized = False
         self.result_bytes = 0.0  # largest pickled size of a result seen
         self.custom_progress = custom_progress
+        # The installed BatchCompletionCallBack subclass; None for the base
+        # class, whose instances would do nothing: no object per batch then.
+        tracker = get_batch_completion_callback()
+        self.tracker = None if tracker is BatchCompletionCallBack else tracker
 
     # caller-side setup -----------------------------------------------------
     def _setup(self) -> None:
@@ -172,21 +202,24 @@ class _Call:
                 is _ProcessBackendMixin.retrieve_result_callback
             )
         # Subclasses overriding print_progress (a common tqdm recipe) get
-        # joblib's counters before each call of it.
-        if self.custom_progress:
+        # joblib's counters before each call of it; completion callbacks
+        # may read them through their ``parallel``.
+        self.counting = self.custom_progress or self.tracker is not None
+        if self.counting:
             p.n_completed_tasks = p.n_dispatched_tasks = p.n_dispatched_batches = 0
             p.n_tasks = self.n_tasks
-        self.reporting = bool(self.reporters) or self.custom_progress
+        self.reporting = bool(self.reporters) or self.counting
         backend.start_call()
 
     def _report(self) -> None:
         p = self.p
-        if self.custom_progress:
+        if self.counting:
             p.n_completed_tasks = self.n_completed
             p.n_dispatched_tasks = self.n_dispatched
             p.n_dispatched_batches = self.n_batches
             p.n_tasks = self.n_tasks
-            p.print_progress()
+            if self.custom_progress:
+                p.print_progress()
         for r in self.reporters:
             r.batch_done(
                 self.n_completed, self.n_dispatched, self.n_batches, self.iterating
@@ -294,7 +327,13 @@ class _Call:
             callback = functools.partial(self._done, index)
         else:
             callback = _ignore
+        if self.tracker is not None:
+            tracker = self.tracker(time.time(), len(batch), self.p)
+            tracker._forward = callback
+            callback = functools.partial(self._tracked, index, tracker)
         future = self.backend.submit(batch, callback=callback)
+        if self.tracker is not None:
+            tracker.register_job(future)
         if index in self.inflight:
             self.inflight[index] = (batch, future, start)
 
@@ -308,10 +347,32 @@ class _Call:
             return
         try:
             result = self.backend.retrieve_result_callback(out)
-            ok = True
         except BaseException as exc:
-            result, ok = exc, False
-        self.finished.put((index, ok, result, time.monotonic()))
+            # Not kept in a local: this frame may stay in the traceback.
+            _drop_retrieval_frames(exc, sys._getframe())
+            self.finished.put((index, False, exc, time.monotonic()))
+            return
+        self.finished.put((index, True, result, time.monotonic()))
+
+    def _tracked(self, index: int, tracker: Any, out: Any) -> None:
+        # Runs in the backend's thread: the installed completion callback
+        # first; the batch reaches the engine exactly once, even when an
+        # override forgot super().__call__ or raised before it.
+        try:
+            tracker(out)
+        except BaseException as exc:
+            tracker.job = None
+            forward, tracker._forward = tracker._forward, None
+            if forward is None or not self.callbacks:
+                raise  # the batch was handed over: the backend reports it
+            self.finished.put((index, False, exc, time.monotonic()))
+            return
+        forward, tracker._forward = tracker._forward, None
+        if forward is not None:
+            forward(out)
+        # As joblib: the tracker forgets its job once the batch ended (the
+        # future refers back to the tracker through its callbacks).
+        tracker.job = None
 
     def _wait(self) -> None:
         """Block until at least one batch finished, then take in every one."""
@@ -418,6 +479,17 @@ class _Call:
 
     def _cleanup(self) -> None:
         p = self.p
+        # The call is over: forget its tasks and results. Cancelled futures
+        # may outlive it in the backend (loky keeps them until their worker
+        # answers) and their callbacks refer to this object.
+        self.inflight.clear()
+        self.ready.clear()
+        self.ready_fifo.clear()
+        self.split.clear()
+        while not self.finished.empty():
+            self.finished.get()
+        self.pending = END
+        self.it = self.iterable = iter(())
         for r in self.reporters:
             if hasattr(r, "close"):
                 r.close()
@@ -434,11 +506,16 @@ class _Call:
 
     # the three ways of handing results over ---------------------------------------
     def _run_sequential(self):
+        tracker_cls, p = self.tracker, self.p
         for func, args, kwargs in self.it:
             self.n_dispatched += 1
             self.n_batches += 1
+            if tracker_cls is not None:
+                tracker = tracker_cls(time.time(), 1, p)
             result = func(*args, **kwargs)
             self.n_completed += 1
+            if tracker_cls is not None:
+                tracker([result])
             if self.reporting:
                 self._report()
             yield result
@@ -457,6 +534,7 @@ class _Call:
             return out
         except BaseException as exc:
             self._abort(exc)
+            release_frames(exc)
             raise
         finally:
             self._cleanup()
@@ -512,6 +590,7 @@ class _Call:
                 r.finish(self.n_completed)
         except BaseException as exc:
             self._abort(exc)
+            release_frames(exc)
             raise
         finally:
             self._cleanup()

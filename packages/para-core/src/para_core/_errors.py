@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import multiprocessing
 import numbers
 import operator
+import os
 from typing import Any
 
 from ._mp import TerminatedWorkerError
@@ -16,7 +18,10 @@ __all__ = [
     "WorkerTerminatedError",
     "eval_expr",
     "memstr_to_bytes",
+    "release_frames",
 ]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class WorkerTerminatedError(TerminatedWorkerError):
@@ -137,3 +142,32 @@ def eval_expr(expr: str, names: dict[str, Any] | None = None) -> Any:
         raise ValueError(
             f"{expr!r} is not a valid or supported arithmetic expression."
         ) from None
+
+
+def release_frames(exc: BaseException) -> None:
+    """Drop the local variables of para-core's finished frames in ``exc``'s
+    tracebacks (and those of its cause and context).
+
+    A raised exception keeps every frame it went through, and the engine's
+    frames hold batches, futures and the exception itself: without this, a
+    failed call's arguments stay alive in a reference cycle until the garbage
+    collector runs (or while loky still holds the cancelled futures). The
+    traceback the user sees is unchanged (a cleared frame keeps its code and
+    line); the user's own frames are left as they are. Frames still running
+    (the caller of this function and above) cannot be cleared and are skipped.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        todo += (error.__cause__, error.__context__)
+        tb = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+                with contextlib.suppress(RuntimeError):  # still executing
+                    frame.clear()
+            tb = tb.tb_next

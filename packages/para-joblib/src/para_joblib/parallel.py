@@ -4,9 +4,12 @@ Parallel, delayed, the backend configuration API, the backend classes (see
 ``para_joblib._parallel_backends``), and what client libraries reach for:
 ``mp`` (the multiprocessing module, or None when joblib would run serially:
 scikit-learn reads it at import), ``get_active_backend`` (mne, networkx),
-``BatchedCalls`` (the batch type backends receive), ``DEFAULT_BACKEND`` and
-the ``TASK_*`` status names. Names resolve on first use (see
-``para_joblib._lazy``) from the public face of the package that owns them.
+``BatchedCalls`` (the batch type backends receive), ``DEFAULT_BACKEND``, the
+``TASK_*`` status names and ``BatchCompletionCallBack``, which programs
+replace by assignment (the "tqdm_joblib" recipe): this module forwards the
+assignment to para-core's ``set_batch_completion_callback``. Names resolve on
+first use (see ``para_joblib._lazy``) from the public face of the package
+that owns them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "VALID_BACKEND_CONSTRAINTS",
     "VALID_BACKEND_HINTS",
     "AutoBatchingMixin",
+    "BatchCompletionCallBack",
     "BatchedCalls",
     "FallbackToBackend",
     "LokyBackend",
@@ -115,14 +119,10 @@ def __getattr__(name: str) -> Any:
         import para_core
 
         return para_core.DEFAULT_BACKEND
-    if name == "BatchCompletionCallBack":
-        raise AttributeError(
-            "para_joblib.parallel has no BatchCompletionCallBack: para does not "
-            "track batches with such objects, so replacing it (the tqdm_joblib "
-            "recipe) would do nothing. For progress use Parallel(..., "
-            "progress_bar=True) or a Parallel subclass overriding "
-            "print_progress(); see the page 'Migrating from joblib'."
-        )
+    if name == "BatchCompletionCallBack":  # the class installed now: not cached
+        import para_core
+
+        return para_core.get_batch_completion_callback()
     if name == "mp":
         value = globals()["mp"] = _multiprocessing()
         return value
@@ -130,27 +130,46 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(_dir()) | {"DEFAULT_BACKEND", "mp"})
+    return sorted(set(_dir()) | {"BatchCompletionCallBack", "DEFAULT_BACKEND", "mp"})
 
 
 class _ParallelModule(ModuleType):
-    """This module's type: ``joblib.parallel.DEFAULT_BACKEND = name`` (how
-    joblib's tests and some clients restore the default) sets para's."""
+    """This module's type: two of its names are assigned by programs.
+
+    ``BatchCompletionCallBack``: programs replace it with a subclass for the
+    duration of a call and put the old one back; the class lives in
+    para-core's engine, so the assignment (and ``del``, which restores the
+    default) goes there instead of this module's namespace.
+    ``DEFAULT_BACKEND = name`` (how joblib's tests and some clients restore
+    the default) sets para's.
+    """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name != "DEFAULT_BACKEND":
-            super().__setattr__(name, value)
-            return
-        import para_core
+        if name == "BatchCompletionCallBack":
+            import para_core
 
-        if value not in para_core.BACKENDS:
-            raise ValueError(
-                f"DEFAULT_BACKEND must name a registered backend "
-                f"({sorted(para_core.BACKENDS)}), got {value!r}"
+            para_core.set_batch_completion_callback(value)
+        elif name == "DEFAULT_BACKEND":
+            import para_core
+
+            if value not in para_core.BACKENDS:
+                raise ValueError(
+                    f"DEFAULT_BACKEND must name a registered backend "
+                    f"({sorted(para_core.BACKENDS)}), got {value!r}"
+                )
+            para_core.register_parallel_backend(
+                value, para_core.BACKENDS[value], make_default=True
             )
-        para_core.register_parallel_backend(
-            value, para_core.BACKENDS[value], make_default=True
-        )
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "BatchCompletionCallBack":
+            import para_core
+
+            para_core.set_batch_completion_callback(None)
+            return
+        super().__delattr__(name)
 
 
 sys.modules[__name__].__class__ = _ParallelModule
@@ -160,6 +179,7 @@ if TYPE_CHECKING:  # static analysers see the real objects
     from para_core import (
         BACKENDS,
         EXTERNAL_BACKENDS,
+        BatchCompletionCallBack,
         BatchedCalls,
         Parallel,
         cpu_count,

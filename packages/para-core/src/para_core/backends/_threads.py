@@ -95,7 +95,10 @@ class ThreadingBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Waits for the batches already running, as joblib's thread pool
+            # does: when the failed call returns, no thread still uses (and
+            # keeps alive) its arguments.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def terminate(self) -> None:
