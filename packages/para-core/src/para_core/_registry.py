@@ -80,7 +80,11 @@ BACKENDS: dict[str, Callable[..., Any]] = dict(_BUILTIN)
 #: joblib's hook for backends shipped by other libraries: name -> a function
 #: that registers that name (through :func:`register_parallel_backend`); it
 #: is called the first time the name is asked for and is not yet registered.
-EXTERNAL_BACKENDS: dict[str, Callable[[], Any]] = {}
+EXTERNAL_BACKENDS: dict[str, Callable[[], Any]] = {
+    # Registered from the start too (lazily); this puts it back if a program
+    # removed it from BACKENDS, as joblib's registry would.
+    "dask": lambda: BACKENDS.setdefault("dask", _BUILTIN["dask"]),
+}
 DEFAULT_BACKEND = "loky"
 DEFAULT_THREAD_BACKEND = "threading"
 # Where no process can run (see _mp), these names mean threads, as in joblib.
