@@ -220,6 +220,7 @@ def test_isal_crc32_files_verify_with_zlib_and_back(folder, monkeypatch):
     dump(value, folder / "zlib.pkl")
     assert (folder / "isal.pkl").read_bytes() == (folder / "zlib.pkl").read_bytes()
     for reader_has_isal in (False, True):
+        assert (_checksum._fast_crc32 is not None) == reader_has_isal
         for name in ("isal.pkl", "zlib.pkl"):
             assert _equal(load(folder / name), value)
             bad = bytearray((folder / name).read_bytes())

@@ -128,12 +128,12 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
             lo, hi = cursor.front()
             if lo >= hi:
                 return
-            # Summed in steps, each right before it is written: in cache.
+            # Summed in steps, each right after the kernel copied it: in cache.
             total = _checksum.Running(algo)
             for a in range(lo, hi, _POPULATE):
                 b = min(hi, a + _POPULATE)
-                total.update(view[a:b])
                 _pwrite_all(fd, view[a:b], offset + a)
+                total.update(view[a:b])
             sums[lo // _PIECE] = total.value()
 
     def back() -> None:
@@ -156,8 +156,8 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
                     mapped, lo = None, done
                 for a in range(lo, hi, _POPULATE):
                     b = min(hi, a + _POPULATE)
-                    total.update(view[a:b])
                     _pwrite_all(fd, view[a:b], offset + a)
+                    total.update(view[a:b])
                 sums[start // _PIECE] = total.value()
         finally:
             if mapped is not None:
