@@ -171,8 +171,14 @@ def test_files_of_the_previous_format_still_load(folder, big_items):
         load(folder / "old.pkl")
 
 
+def _without_isal(monkeypatch):
+    monkeypatch.setattr(_checksum, "_fast_crc32", None)
+    monkeypatch.setattr(_checksum, "_crc32", zlib.crc32)
+
+
 def test_crc32_files_load_where_xxhash_is_installed_and_back(folder, monkeypatch):
     value = _value(150_000)
+    _without_isal(monkeypatch)
     monkeypatch.setattr(_checksum, "_xxhash", None)  # written with CRC32
     dump(value, folder / "crc.pkl")
     monkeypatch.undo()
@@ -181,7 +187,10 @@ def test_crc32_files_load_where_xxhash_is_installed_and_back(folder, monkeypatch
     assert _equal(load(folder / "crc.pkl"), value)
     if _checksum._xxhash is None:
         return
+    _without_isal(monkeypatch)  # xxh3 is the choice when isal is missing
     dump(value, folder / "xxh.pkl")
+    monkeypatch.undo()
+    assert _equal(load(folder / "xxh.pkl"), value)  # also where isal is
     assert (folder / "xxh.pkl").read_bytes()[-16] == _checksum.XXH3
     monkeypatch.setattr(_checksum, "_xxhash", None)
     monkeypatch.setattr(_checksum, "_warned", False)
@@ -194,3 +203,29 @@ def test_footer_layout():
     assert _pickler.FOOTER2.size == 56
     assert _pickler.FOOTER2.unpack(b"\0" * 48 + b"PARAPRS2")[-1] == b"PARAPRS2"
     assert struct.calcsize("<QQQQQB7x") == 48
+
+
+def test_isal_crc32_files_verify_with_zlib_and_back(folder, monkeypatch):
+    # ISA-L's CRC32 is zlib's: files summed by either load, checked, with the
+    # other, and a flipped bit in the array data is caught by both.
+    isal_zlib = pytest.importorskip("isal.isal_zlib")
+    assert _checksum.best() == _checksum.CRC32
+    blob = bytes(range(256)) * 4099
+    assert isal_zlib.crc32(blob) == zlib.crc32(blob)
+    assert isal_zlib.crc32(blob[9:], isal_zlib.crc32(blob[:9])) == zlib.crc32(blob)
+    value = _value(150_000)
+    dump(value, folder / "isal.pkl")
+    _without_isal(monkeypatch)
+    monkeypatch.setattr(_checksum, "_xxhash", None)  # zlib's CRC32, not xxh3
+    dump(value, folder / "zlib.pkl")
+    assert (folder / "isal.pkl").read_bytes() == (folder / "zlib.pkl").read_bytes()
+    for reader_has_isal in (False, True):
+        assert (_checksum._fast_crc32 is not None) == reader_has_isal
+        for name in ("isal.pkl", "zlib.pkl"):
+            assert _equal(load(folder / name), value)
+            bad = bytearray((folder / name).read_bytes())
+            bad[len(bad) // 2] ^= 4  # inside the big array's data
+            (folder / "bad.pkl").write_bytes(bad)
+            with pytest.raises(CorruptFileError):
+                load(folder / "bad.pkl")
+        monkeypatch.undo()

@@ -37,7 +37,10 @@ THREADED_MIN = 64 * 1024**2
 # Unit of work taken from the shared cursor; pieces start at multiples of
 # it, so that each is one chunk of the block's checksum (see _checksum).
 _PIECE = _checksum.CHUNK
-_POPULATE = 1024**2  # mapped pages are populated, then filled, by this much
+# Mapped pages are populated, then filled, and every piece is summed, by this
+# much: a step is summed right next to its copy, while it is in the core's own
+# cache (1 MiB steps cost ~10% more CPU per GB dumped or loaded).
+_POPULATE = 256 * 1024
 # Linux >= 5.14; the value is fixed by the kernel ABI.
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 _LINUX = sys.platform.startswith("linux")
@@ -125,12 +128,12 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
             lo, hi = cursor.front()
             if lo >= hi:
                 return
-            # Summed in steps, each right before it is written: in cache.
+            # Summed in steps, each right after the kernel copied it: in cache.
             total = _checksum.Running(algo)
             for a in range(lo, hi, _POPULATE):
                 b = min(hi, a + _POPULATE)
-                total.update(view[a:b])
                 _pwrite_all(fd, view[a:b], offset + a)
+                total.update(view[a:b])
             sums[lo // _PIECE] = total.value()
 
     def back() -> None:
@@ -153,8 +156,8 @@ def write_at(fd: int, offset: int, data: Any, algo: int) -> list[int]:
                     mapped, lo = None, done
                 for a in range(lo, hi, _POPULATE):
                     b = min(hi, a + _POPULATE)
-                    total.update(view[a:b])
                     _pwrite_all(fd, view[a:b], offset + a)
+                    total.update(view[a:b])
                 sums[start // _PIECE] = total.value()
         finally:
             if mapped is not None:
