@@ -198,7 +198,7 @@ def test_register_compressor_rules(folder):
         register_compressor(1, CompressorWrapper(io.BytesIO))
     with pytest.raises(ValueError, match=r"instance of para_persist\.Compr"):
         register_compressor("x", object())
-    with pytest.raises(ValueError, match="file object class"):
+    with pytest.raises(ValueError, match="should implement the file object interface"):
         register_compressor("x", CompressorWrapper(dict))
     with pytest.raises(ValueError, match="already registered"):
         register_compressor("zlib", para_persist.ZlibCompressorWrapper())
