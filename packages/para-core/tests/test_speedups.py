@@ -238,8 +238,15 @@ def test_delayer_cache_stays_matched_when_freeing_runs_code():
             # Runs while the Delayer replaces its kept function.
             seen.append(d(second)())
 
-    def first(held=CallsBack()):
-        pass
+    def closure():
+        held = CallsBack()
+
+        def first():
+            return held
+
+        return first
+
+    first = closure()
 
     def third():
         pass
