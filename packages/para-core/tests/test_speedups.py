@@ -12,6 +12,8 @@ import gc
 import inspect
 import os
 import pickle
+import subprocess
+import sys
 import weakref
 
 import cloudpickle
@@ -211,3 +213,107 @@ def test_parallel_runs_on_either_implementation(delayed, monkeypatch):
     for return_as in ("list", "generator"):
         out = Parallel(n_jobs=2, return_as=return_as)(iter(tasks))
         assert list(out) == expected
+
+
+# -- the C objects under re-entrancy and the collector ---------------------------
+
+
+def _keeper_make(function):
+    # A wrapper that does not hold its function: the Delayer's cache then holds
+    # the last reference, so replacing it frees the function.
+    name = function.__name__
+    return lambda: name
+
+
+@pytest.mark.skipif(speedups is None, reason="the C accelerator is not used")
+def test_delayer_cache_stays_matched_when_freeing_runs_code():
+    d = speedups.Delayer(_keeper_make)
+    seen = []
+
+    def second():
+        pass
+
+    class CallsBack:
+        def __del__(self):
+            # Runs while the Delayer replaces its kept function.
+            seen.append(d(second)())
+
+    def closure():
+        held = CallsBack()
+
+        def first():
+            return held
+
+        return first
+
+    first = closure()
+
+    def third():
+        pass
+
+    d(first)
+    del first
+    assert d(third)() == "third"
+    assert seen == ["second"]
+    # Whichever call's pair is kept, it is a matched one: each function gets
+    # its own wrapper back.
+    assert d(second)() == "second"
+    assert d(third)() == "third"
+
+
+_CLEARED_BY_THE_COLLECTOR = """
+import gc, weakref
+from para_core._accel import speedups
+
+def make(function):
+    return speedups.DelayedFunction(function)
+
+def fresh():
+    def f(x):
+        return x
+    return f
+
+class Later:
+    # Created by a finalizer during a collection, outside the garbage: freed
+    # when the collector clears its holder, it calls an object already cleared.
+    def __init__(self, ref):
+        self.ref = ref
+    def __del__(self):
+        target = self.ref()
+        if target is not None:
+            result.append(target(fresh()) if KIND == "delayer" else target(7))
+
+class Finalizer:
+    def __init__(self, target):
+        self.target = target
+    def __del__(self):
+        self.target.later = Later(weakref.ref(self.target))
+
+result = []
+for KIND in ("delayer", "wrapper"):
+    for _ in range(20):
+        obj = speedups.Delayer(make) if KIND == "delayer" else make(fresh())
+        obj.me = obj
+        obj.finalizer = Finalizer(obj)
+        del obj
+        gc.collect()
+print(len(result), sorted({type(r).__name__ for r in result}))
+"""
+
+
+@pytest.mark.skipif(speedups is None, reason="the C accelerator is not used")
+def test_objects_cleared_by_the_collector_still_work(tmp_path):
+    # A subprocess: before the fix, the collector's clearing left NULL members
+    # that a later call dereferenced (a segmentation fault).
+    script = tmp_path / "cleared.py"
+    script.write_text(_CLEARED_BY_THE_COLLECTOR)
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    count, kinds = proc.stdout.split(" ", 1)
+    assert int(count) > 0, "the collector never cleared a reachable object"
+    assert kinds.strip() == "['DelayedFunction', 'tuple']"

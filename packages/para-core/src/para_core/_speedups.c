@@ -158,7 +158,15 @@ delayed_function_call(PyObject *self, PyObject *const *args, size_t nargsf,
         Py_DECREF(kwargs);
         return NULL;
     }
-    PyTuple_SET_ITEM(task, 0, Py_NewRef(((DelayedFunction *)self)->function));
+    PyObject *function = ((DelayedFunction *)self)->function;
+    if (function == NULL) {
+        Py_DECREF(call_args);
+        Py_DECREF(kwargs);
+        Py_DECREF(task);
+        PyErr_SetString(PyExc_RuntimeError, "delayed function was cleared");
+        return NULL;
+    }
+    PyTuple_SET_ITEM(task, 0, Py_NewRef(function));
     PyTuple_SET_ITEM(task, 1, call_args);
     PyTuple_SET_ITEM(task, 2, kwargs);
     return task;
@@ -192,10 +200,14 @@ delayed_function_traverse(DelayedFunction *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* The garbage collector may clear an object that code run by another
+ * object's finalizer still reaches (and calls): only the attributes are
+ * dropped here, which breaks every cycle through the wrapper (update_wrapper
+ * puts the function back in them as __wrapped__); ``function`` lives until
+ * the deallocation. */
 static int
 delayed_function_clear(DelayedFunction *self)
 {
-    Py_CLEAR(self->function);
     Py_CLEAR(self->dict);
     return 0;
 }
@@ -208,7 +220,8 @@ delayed_function_dealloc(DelayedFunction *self)
     if (self->weakrefs != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    delayed_function_clear(self);
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->function);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
 }
@@ -226,14 +239,16 @@ delayed_function_get(PyObject *self, PyObject *obj, PyObject *type)
 static PyObject *
 delayed_function_repr(DelayedFunction *self)
 {
-    return PyUnicode_FromFormat("<delayed %R>", self->function);
+    return PyUnicode_FromFormat("<delayed %R>",
+                                self->function ? self->function : Py_None);
 }
 
 /* (type, (function,), attributes): pickle restores the attributes. */
 static PyObject *
 delayed_function_reduce(DelayedFunction *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("O(O)O", (PyObject *)Py_TYPE(self), self->function,
+    return Py_BuildValue("O(O)O", (PyObject *)Py_TYPE(self),
+                         self->function ? self->function : Py_None,
                          self->dict ? self->dict : Py_None);
 }
 
@@ -300,6 +315,22 @@ typedef struct {
     vectorcallfunc vectorcall;
 } Delayer;
 
+/* Replace the kept pair. Releasing the old pair may run any Python code
+ * (finalizers, the garbage collector, another thread), which may call this
+ * Delayer again: both new references are stored before either old one is
+ * released, so such code always sees a matching function and wrapper (as
+ * the Python twin, which swaps one tuple). */
+static void
+delayer_keep(Delayer *self, PyObject *function, PyObject *wrapper)
+{
+    PyObject *old_function = self->last_function;
+    PyObject *old_wrapper = self->last_wrapper;
+    self->last_function = Py_XNewRef(function);
+    self->last_wrapper = Py_XNewRef(wrapper);
+    Py_XDECREF(old_function);
+    Py_XDECREF(old_wrapper);
+}
+
 static PyObject *
 delayer_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -329,14 +360,20 @@ delayer_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
     if (function == self->last_function && self->last_wrapper != NULL) {
         return Py_NewRef(self->last_wrapper);
     }
-    PyObject *wrapper = PyObject_CallOneArg(self->make, function);
+    if (self->make == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "delayed() was cleared");
+        return NULL;
+    }
+    /* make() runs Python code, which may call this Delayer again. */
+    PyObject *make = Py_NewRef(self->make);
+    PyObject *wrapper = PyObject_CallOneArg(make, function);
+    Py_DECREF(make);
     if (wrapper == NULL) {
         return NULL;
     }
     /* Bound methods are new objects at each obj.method: never a hit. */
     if (Py_IS_TYPE(function, &PyFunction_Type) || Py_IS_TYPE(function, &PyCFunction_Type)) {
-        Py_XSETREF(self->last_function, Py_NewRef(function));
-        Py_XSETREF(self->last_wrapper, Py_NewRef(wrapper));
+        delayer_keep(self, function, wrapper);
     }
     return wrapper;
 }
@@ -370,12 +407,14 @@ delayer_traverse(Delayer *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* As for DelayedFunction: ``make`` stays until the deallocation, so a
+ * Delayer cleared by the collector while still reached keeps working; the
+ * cycles through it (make's globals, __wrapped__) are broken by the
+ * clearing of the function and of the attribute dict. */
 static int
 delayer_clear(Delayer *self)
 {
-    Py_CLEAR(self->make);
-    Py_CLEAR(self->last_function);
-    Py_CLEAR(self->last_wrapper);
+    delayer_keep(self, NULL, NULL);
     Py_CLEAR(self->dict);
     return 0;
 }
@@ -388,7 +427,9 @@ delayer_dealloc(Delayer *self)
     if (self->weakrefs != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    delayer_clear(self);
+    delayer_keep(self, NULL, NULL);
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->make);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
 }
@@ -396,8 +437,7 @@ delayer_dealloc(Delayer *self)
 static PyObject *
 delayer_forget(Delayer *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_CLEAR(self->last_function);
-    Py_CLEAR(self->last_wrapper);
+    delayer_keep(self, NULL, NULL);
     Py_RETURN_NONE;
 }
 
