@@ -423,3 +423,18 @@ def test_parallel_config_names_a_builtin_backend_before_any_was_loaded():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("[0, 1, 2]")
+
+
+def test_dask_is_registered_when_first_asked_for(monkeypatch):
+    # joblib lists dask in EXTERNAL_BACKENDS only: code that builds every
+    # backend of BACKENDS (joblib's own test module does at import) must work
+    # with distributed installed and no dask client running.
+    from para_core import _registry
+
+    monkeypatch.setattr(_registry, "BACKENDS", dict(_registry.BACKENDS))
+    _registry.BACKENDS.pop("dask", None)
+    assert "dask" in _registry.EXTERNAL_BACKENDS
+    for name, factory in _registry.backend_classes().items():
+        assert isinstance(factory(), ParallelBackendBase), name
+    _registry.EXTERNAL_BACKENDS["dask"]()
+    assert _registry.BACKENDS["dask"] is _registry._BUILTIN["dask"]
