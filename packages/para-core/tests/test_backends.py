@@ -438,3 +438,14 @@ def test_dask_is_registered_when_first_asked_for(monkeypatch):
         assert isinstance(factory(), ParallelBackendBase), name
     _registry.EXTERNAL_BACKENDS["dask"]()
     assert _registry.BACKENDS["dask"] is _registry._BUILTIN["dask"]
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_batch_statistics_are_reset_after_a_call(backend, no_leftovers):
+    p = Parallel(n_jobs=2, backend=backend)
+    for _ in range(2):
+        assert p(delayed(abs)(-i) for i in range(300)) == list(range(300))
+        b = p._backend
+        # joblib's names of the state a reset returns to.
+        assert b._effective_batch_size == b._DEFAULT_EFFECTIVE_BATCH_SIZE == 1
+        assert b._smoothed_batch_duration == b._DEFAULT_SMOOTHED_BATCH_DURATION
