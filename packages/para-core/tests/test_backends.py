@@ -449,3 +449,13 @@ def test_batch_statistics_are_reset_after_a_call(backend, no_leftovers):
         # joblib's names of the state a reset returns to.
         assert b._effective_batch_size == b._DEFAULT_EFFECTIVE_BATCH_SIZE == 1
         assert b._smoothed_batch_duration == b._DEFAULT_SMOOTHED_BATCH_DURATION
+
+
+def test_a_backend_without_workers_is_refused():
+    class NoWorkers(ThreadingBackend):
+        def configure(self, *args, **kwargs):
+            return 0
+
+    with parallel_config(NoWorkers()):
+        with pytest.raises(RuntimeError, match="NoWorkers has no active worker"):
+            Parallel(n_jobs=2)(delayed(abs)(i) for i in range(2))

@@ -237,6 +237,9 @@ class Parallel:
             n = self._backend.configure(
                 n_jobs=self.n_jobs, parallel=self, **self._backend_kwargs
             )
+        if n == 0:
+            # A backend without workers would never run a task (joblib's text).
+            raise RuntimeError(f"{type(self._backend).__name__} has no active worker.")
         if self.timeout is not None and not self._backend.supports_timeout:
             warnings.warn(
                 f"The backend class {type(self._backend).__name__!r} does not "
