@@ -459,3 +459,20 @@ def test_a_backend_without_workers_is_refused():
     with parallel_config(NoWorkers()):
         with pytest.raises(RuntimeError, match="NoWorkers has no active worker"):
             Parallel(n_jobs=2)(delayed(abs)(i) for i in range(2))
+
+
+@pytest.mark.parametrize("callbacks", [True, False])
+def test_threading_subclass_without_retrieve_callback(callbacks):
+    # With callbacks off, results are polled through retrieve_result(): the
+    # threading backend's futures are concurrent.futures ones (no .get()).
+    class Polled(ThreadingBackend):
+        supports_retrieve_callback = callbacks
+
+    with parallel_config(Polled()):
+        assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(5)) == [
+            0,
+            1,
+            2,
+            3,
+            4,
+        ]

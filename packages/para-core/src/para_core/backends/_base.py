@@ -168,7 +168,14 @@ class ParallelBackendBase(metaclass=ABCMeta):
         return out.result()
 
     def retrieve_result(self, out: Any, timeout: float | None = None) -> Any:
-        """Wait for and return the result of ``out`` (polling backends)."""
+        """Wait for and return the result of ``out`` (polling backends).
+
+        ``out`` is an ``AsyncResult`` (``get``) as in joblib, or a
+        ``concurrent.futures.Future`` (``result``), which para's own
+        backends return: a subclass may turn callbacks off and keep those.
+        """
+        if not hasattr(out, "get") and hasattr(out, "result"):
+            return out.result(timeout=timeout if self.supports_timeout else None)
         if self.supports_timeout:
             return out.get(timeout=timeout)
         return out.get()
