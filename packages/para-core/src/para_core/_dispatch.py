@@ -440,7 +440,8 @@ class _Call:
         if type(size) is not int or size <= 1:
             return self.it
         it = self.it
-        return (task for batch in iter(lambda: list(islice(it, size)), []) for task in batch)
+        batches = iter(lambda: list(islice(it, size)), [])
+        return (task for batch in batches for task in batch)
 
     def _run_sequential(self):
         for func, args, kwargs in self._sequential_tasks():
