@@ -322,3 +322,19 @@ def test_backend_none_means_the_configured_default():
     with parallel_config(backend="threading"):
         par = Parallel(n_jobs=2, backend=None)
         assert type(par._backend).__name__ == "ThreadingBackend"
+
+
+def test_multiprocessing_context_is_recorded(no_leftovers):
+    import multiprocessing
+
+    # joblib keeps the pool's context in _backend_kwargs: the default one, or
+    # the context given as backend; the pool is then started with it.
+    p = Parallel(n_jobs=2, backend="multiprocessing")
+    assert p._backend_kwargs["context"].get_start_method() == (
+        multiprocessing.get_start_method()
+    )
+    spawn = multiprocessing.get_context("spawn")
+    p = Parallel(n_jobs=2, backend=spawn)
+    assert p._backend_kwargs["context"] is spawn
+    assert p(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    assert "context" not in Parallel(n_jobs=2, backend="threading")._backend_kwargs

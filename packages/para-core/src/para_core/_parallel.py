@@ -8,6 +8,7 @@ of a ``with`` block, and hands each call to the dispatch engine in
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import sys
 import threading
 import warnings
@@ -187,6 +188,12 @@ class Parallel:
         self.n_jobs = n_jobs
         self._backend = backend
         self._backend_kwargs = {**backend_kwargs, "prefer": prefer, "require": require}
+        if isinstance(backend, MultiprocessingBackend):
+            # joblib's record of the pool's start method (read by its tests
+            # and by clients); configure() takes it as the pool's context.
+            self._backend_kwargs.setdefault(
+                "context", backend.backend_kwargs.get("context") or mp.get_context()
+            )
         self._in_context = False
         self._running = False
         self._transport_session: Any = None
