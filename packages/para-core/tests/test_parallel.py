@@ -19,6 +19,7 @@ from para_core import (
     cpu_count,
     delayed,
     effective_n_jobs,
+    parallel_backend,
     parallel_config,
 )
 from para_core._errors import eval_expr, memstr_to_bytes, parse_max_nbytes
@@ -338,3 +339,19 @@ def test_multiprocessing_context_is_recorded(no_leftovers):
     assert p._backend_kwargs["context"] is spawn
     assert p(delayed(square)(i) for i in range(3)) == [0, 1, 4]
     assert "context" not in Parallel(n_jobs=2, backend="threading")._backend_kwargs
+
+
+def _nested_n_jobs():
+    return Parallel()._effective_n_jobs()
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky", "threading"])
+def test_nested_calls_do_not_inherit_parallel_backend_n_jobs(backend, no_leftovers):
+    # parallel_backend sets n_jobs=-1; a task's own Parallel() uses the nested
+    # backend's default (one worker), also in a forked worker, which inherits
+    # the caller's configuration.
+    with parallel_backend(backend):
+        assert Parallel(n_jobs=2)(delayed(_nested_n_jobs)() for _ in range(2)) == [
+            1,
+            1,
+        ]
