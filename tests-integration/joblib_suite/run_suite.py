@@ -102,6 +102,9 @@ def run(
     return merged
 
 
+_DIED = "the pytest process died during this test (see the log)"
+
+
 def _run_files(root, target, names, pytest_args, timeout, log, merged) -> bool:
     """Run ``names`` in one pytest process; False if it ended abnormally
     with more than one file (nothing is recorded then: the caller runs them
@@ -143,19 +146,28 @@ def _run_files(root, target, names, pytest_args, timeout, log, merged) -> bool:
         ).returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
-    abnormal = code not in (0, 1, 5) or not report.exists()
+    abnormal = code not in (0, 1, 5)
     if abnormal and len(names) > 1:
         log.write(f"\n==== {name}: ended abnormally (exit {code}), again one by one\n")
         return False
+    running = []
     if report.exists():
         part = json.loads(report.read_text())
-        merged["outcomes"].update(part["outcomes"])
+        # The plugin marks the test about to run; if the process died, that
+        # one is named in the process's failure below, not counted as a test.
+        for key, entry in part["outcomes"].items():
+            if entry.get("error") == _DIED:
+                running.append(key)
+            else:
+                merged["outcomes"][key] = entry
         merged["deselected"].update(part["deselected"])
-    if abnormal:
+    if abnormal or not report.exists():
+        during = f" during {', '.join(running)}" if running else ""
         merged["outcomes"][f"{name}::<process>"] = {
             "function": f"{name}::<process>",
             "outcome": "failed",
-            "error": f"pytest on {name} ended abnormally (exit {code}); see its log",
+            "error": f"pytest on {name} ended abnormally (exit {code}){during}; "
+            "see its log",
         }
     return True
 
