@@ -25,6 +25,12 @@ KNOWN_FAILURES: dict[str, str] = {
         "them (GeneratorExit does not abort the pool), so loky's reusable "
         "executor waits for that task before it resizes for this call"
     ),
+    "test_parallel.py::test_multiple_generator_call_separated_gc": (
+        "para-core: calling a Parallel instance again while the generator of "
+        "its previous call is alive does not raise joblib's RuntimeError "
+        "('The executor underlying Parallel ...'), and Parallel has no "
+        "_aborting attribute (read by the test)"
+    ),
     "test_parallel.py::<process>": (
         "para-core: the pytest process of test_parallel.py dies of a "
         "segmentation fault in the main thread in about half of the runs, at "
