@@ -69,11 +69,6 @@ def test_nothing_deselected_without_a_reason(suite):
     assert result["outcomes"], "no test ran"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="below the 98% target while the para-core failures listed in "
-    "para_suite_known.py (fixed on branch core-fixes) are not merged",
-)
 def test_share_of_test_functions_passing(suite):
     _, summary = suite
     assert summary["share_passing"] >= TARGET_SHARE, summary

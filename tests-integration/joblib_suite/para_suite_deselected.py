@@ -81,9 +81,12 @@ _NP_UTILS = (
 DESELECTED.update(
     {
         "test_memmapping.py": (
-            "imports joblib.executor._TestingMemmappingExecutor (joblib's test "
-            "helper around its private executor module) at module level; "
-            "para's shared-memory transport is para-memmap, tested there"
+            "imports joblib internals at module level: _memmapping_reducer "
+            "(ArrayMemmapForwardReducer, _get_backing_memmap, _strided_from_"
+            "memmap, _WeakArrayKeyMap, _get_temp_dir), backports.make_memmap "
+            "and executor._TestingMemmappingExecutor; nearly every test "
+            "examines those, so a name or two would not make it run. para's "
+            "shared-memory transport is para-memmap, tested there"
         ),
         "test_numpy_pickle.py::test_numpy_persistence_bufferred_array_compression": (
             _NP_UTILS
@@ -117,6 +120,22 @@ DESELECTED.update(
         "[parallel_backend-multiprocessing]": _MP_THREADS,
         "test_config.py::test_threadpool_limitation_in_child_context_error"
         "[parallel_backend-backend2]": _MP_THREADS,
+        "test_parallel.py::test_error_capture": (
+            "checks that the worker pool is replaced after a task raised; para "
+            "keeps its workers after an Exception (no restart cost), and "
+            "replaces them after KeyboardInterrupt, a timeout or a crash: "
+            "docs/migrating.rst, 'Workers kept after a task error'"
+        ),
+        "test_parallel.py::test_batching_auto_threading": (
+            "checks that batch_size='auto' leaves threads at one task per "
+            "batch; para's threading backend batches fast tasks as its process "
+            "backends do: docs/migrating.rst, 'Thread batching'"
+        ),
+        "test_numpy_pickle.py::test_memmap_alignment_padding[4]": (
+            "protocol 4: para pickles arrays in-line with protocol < 5, so "
+            "load(mmap_mode='r') gives an ndarray: docs/migrating.rst, "
+            "'mmap_mode with protocol < 5'"
+        ),
         "test_module.py::test_no_start_method_side_effect_on_import": (
             "relies on 'import joblib' importing loky (which registers the "
             "'loky' start method); 'import joblib' on para imports nothing "

@@ -39,6 +39,27 @@ def pytest_collection_modifyitems(config, items):
     items[:] = keep
 
 
+def _write_report() -> None:
+    with open(os.environ[_REPORT_ENV], "w", encoding="utf-8") as f:
+        json.dump({"outcomes": _outcomes, "deselected": _deselected}, f, indent=1)
+
+
+def pytest_runtest_logstart(nodeid, location):
+    # Written before each test, with that test marked as the one running:
+    # should the process die (a crash, a kill), the outcomes so far are kept
+    # and the test that was running is the one reported as failed.
+    file = os.path.basename(location[0])
+    name = nodeid.split("::", 1)[1]
+    full = f"{file}::{name}"
+    _outcomes[full] = {
+        "function": full.split("[")[0],
+        "outcome": "failed",
+        "error": "the pytest process died during this test (see the log)",
+    }
+    _write_report()
+    _outcomes[full] = {"function": full.split("[")[0], "outcome": "passed"}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -62,5 +83,4 @@ def pytest_collectreport(report):
 
 
 def pytest_sessionfinish(session):
-    with open(os.environ[_REPORT_ENV], "w", encoding="utf-8") as f:
-        json.dump({"outcomes": _outcomes, "deselected": _deselected}, f, indent=1)
+    _write_report()

@@ -42,12 +42,15 @@ def prepare(root: Path) -> Path:
     (target / "__init__.py").write_text("")
     # test_dask.py takes distributed's ``loop`` fixture from the conftest of
     # joblib's repository, which the wheel does not ship: the same fixtures
-    # from distributed itself.
+    # from distributed itself; only in test_dask.py's process (importing
+    # distributed.utils_test takes seconds).
     (root / "conftest.py").write_text(
-        "try:\n"
-        "    from distributed.utils_test import cleanup, loop, loop_in_thread  # noqa\n"
-        "except ImportError:\n"
-        "    pass\n"
+        "import os\n"
+        "if os.environ.get('PARA_JOBLIB_SUITE_DASK') == '1':\n"
+        "    try:\n"
+        "        from distributed.utils_test import cleanup, loop, loop_in_thread\n"
+        "    except ImportError:\n"
+        "        pass\n"
     )
     (root / "pytest.ini").write_text(
         "[pytest]\naddopts = -p no:cacheprovider\nmarkers =\n    thread_unsafe\n"
@@ -64,11 +67,18 @@ def _ignored_files() -> list[str]:
     return files
 
 
+# Files run in a pytest process of their own: the long ones, where a crash
+# or a hang would cost the most. The others share one process (pytest's
+# start-up, with its plugins and para's imports, took longer than most of
+# their tests); should that process end abnormally, they run again one
+# process per file, so that the failure stays in its file.
+_OWN_PROCESS = ("test_parallel.py", "test_dask.py")
+
+
 def run(
     pytest_args: list[str] = (), timeout: float = 900, log_path: str | None = None
 ) -> dict:
-    """Run the suite, one child process per test file (a crash or a hang
-    stays in its file); return the merged reports of the plugin."""
+    """Run the suite; return the merged reports of the plugin."""
     merged: dict = {"outcomes": {}, "deselected": {}, "stdout": ""}
     with tempfile.TemporaryDirectory(prefix="para-joblib-suite-") as tmp:
         root = Path(tmp)
@@ -78,15 +88,29 @@ def run(
             p.name for p in (target / "test").glob("test_*.py") if p.name not in ignored
         )
         log = open(log_path or root / "pytest.log", "w")  # noqa: SIM115
+        shared = [name for name in files if name not in _OWN_PROCESS]
         with log:
+            if shared and not _run_files(
+                root, target, shared, pytest_args, timeout, log, merged
+            ):
+                for name in shared:
+                    _run_files(root, target, [name], pytest_args, timeout, log, merged)
             for name in files:
-                _run_file(root, target, name, pytest_args, timeout, log, merged)
+                if name in _OWN_PROCESS:
+                    _run_files(root, target, [name], pytest_args, timeout, log, merged)
         merged["stdout"] = Path(log.name).read_text(errors="replace")
     return merged
 
 
-def _run_file(root, target, name, pytest_args, timeout, log, merged) -> None:
-    report = root / f"report-{name}.json"
+_DIED = "the pytest process died during this test (see the log)"
+
+
+def _run_files(root, target, names, pytest_args, timeout, log, merged) -> bool:
+    """Run ``names`` in one pytest process; False if it ended abnormally
+    with more than one file (nothing is recorded then: the caller runs them
+    again one by one)."""
+    name = names[0] if len(names) == 1 else f"{len(names)} files"
+    report = root / f"report-{names[0]}-{len(names)}.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(HERE), *filter(None, [env.get("PYTHONPATH")])]
@@ -94,11 +118,12 @@ def _run_file(root, target, name, pytest_args, timeout, log, merged) -> None:
     env["PARA_JOBLIB_SUITE_TESTS"] = str(target)
     env["PARA_JOBLIB_SUITE_REPORT"] = str(report)
     env["PARA_AS_JOBLIB"] = "1"  # para_joblib's switch, in every process
+    env["PARA_JOBLIB_SUITE_DASK"] = "1" if "test_dask.py" in names else "0"
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        str(target / "test" / name),
+        *(str(target / "test" / n) for n in names),
         "-p",
         "para_suite_plugin",
         "-v",
@@ -108,7 +133,7 @@ def _run_file(root, target, name, pytest_args, timeout, log, merged) -> None:
         "console_output_style=classic",
         *pytest_args,
     ]
-    log.write(f"\n==== {name}\n")
+    log.write(f"\n==== {' '.join(names)}\n")
     log.flush()
     try:
         code = subprocess.run(
@@ -121,16 +146,30 @@ def _run_file(root, target, name, pytest_args, timeout, log, merged) -> None:
         ).returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
+    abnormal = code not in (0, 1, 5)
+    if abnormal and len(names) > 1:
+        log.write(f"\n==== {name}: ended abnormally (exit {code}), again one by one\n")
+        return False
+    running = []
     if report.exists():
         part = json.loads(report.read_text())
-        merged["outcomes"].update(part["outcomes"])
+        # The plugin marks the test about to run; if the process died, that
+        # one is named in the process's failure below, not counted as a test.
+        for key, entry in part["outcomes"].items():
+            if entry.get("error") == _DIED:
+                running.append(key)
+            else:
+                merged["outcomes"][key] = entry
         merged["deselected"].update(part["deselected"])
-    if code not in (0, 1, 5) or not report.exists():
+    if abnormal or not report.exists():
+        during = f" during {', '.join(running)}" if running else ""
         merged["outcomes"][f"{name}::<process>"] = {
             "function": f"{name}::<process>",
             "outcome": "failed",
-            "error": f"pytest on {name} ended abnormally (exit {code}); see its log",
+            "error": f"pytest on {name} ended abnormally (exit {code}){during}; "
+            "see its log",
         }
+    return True
 
 
 def summarize(result: dict) -> dict:

@@ -36,6 +36,12 @@ def fail_on(x, bad):
     return x
 
 
+def interrupt_on(x, bad):
+    if x == bad:
+        raise KeyboardInterrupt(f"interrupted at {x}")
+    return x
+
+
 def sleep_then(x, seconds):
     time.sleep(seconds)
     return x

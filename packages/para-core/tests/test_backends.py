@@ -423,3 +423,56 @@ def test_parallel_config_names_a_builtin_backend_before_any_was_loaded():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("[0, 1, 2]")
+
+
+def test_dask_is_registered_when_first_asked_for(monkeypatch):
+    # joblib lists dask in EXTERNAL_BACKENDS only: code that builds every
+    # backend of BACKENDS (joblib's own test module does at import) must work
+    # with distributed installed and no dask client running.
+    from para_core import _registry
+
+    monkeypatch.setattr(_registry, "BACKENDS", dict(_registry.BACKENDS))
+    _registry.BACKENDS.pop("dask", None)
+    assert "dask" in _registry.EXTERNAL_BACKENDS
+    for name, factory in _registry.backend_classes().items():
+        assert isinstance(factory(), ParallelBackendBase), name
+    _registry.EXTERNAL_BACKENDS["dask"]()
+    assert _registry.BACKENDS["dask"] is _registry._BUILTIN["dask"]
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_batch_statistics_are_reset_after_a_call(backend, no_leftovers):
+    p = Parallel(n_jobs=2, backend=backend)
+    for _ in range(2):
+        assert p(delayed(abs)(-i) for i in range(300)) == list(range(300))
+        b = p._backend
+        # joblib's names of the state a reset returns to.
+        assert b._effective_batch_size == b._DEFAULT_EFFECTIVE_BATCH_SIZE == 1
+        assert b._smoothed_batch_duration == b._DEFAULT_SMOOTHED_BATCH_DURATION
+
+
+def test_a_backend_without_workers_is_refused():
+    class NoWorkers(ThreadingBackend):
+        def configure(self, *args, **kwargs):
+            return 0
+
+    with parallel_config(NoWorkers()):
+        with pytest.raises(RuntimeError, match="NoWorkers has no active worker"):
+            Parallel(n_jobs=2)(delayed(abs)(i) for i in range(2))
+
+
+@pytest.mark.parametrize("callbacks", [True, False])
+def test_threading_subclass_without_retrieve_callback(callbacks):
+    # With callbacks off, results are polled through retrieve_result(): the
+    # threading backend's futures are concurrent.futures ones (no .get()).
+    class Polled(ThreadingBackend):
+        supports_retrieve_callback = callbacks
+
+    with parallel_config(Polled()):
+        assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(5)) == [
+            0,
+            1,
+            2,
+            3,
+            4,
+        ]

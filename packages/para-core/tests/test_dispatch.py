@@ -302,3 +302,23 @@ def test_typed_reducer_names_types_without_importing_their_module(monkeypatch):
     after = clone.table(copyreg.dispatch_table)
     assert Outer.Inner in after and Outer.Inner not in before
     assert clone.table(copyreg.dispatch_table) is after
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, "auto"])
+def test_sequential_reads_batch_size_tasks_before_running_them(batch_size):
+    # n_jobs=1 runs in the caller: an int batch_size reads that many tasks
+    # from the input, then runs them (joblib's order of the input's effects).
+    events = []
+
+    def produce():
+        for i in range(6):
+            events.append(f"read {i}")
+            yield delayed(events.append)(f"ran {i}")
+
+    Parallel(n_jobs=1, batch_size=batch_size)(produce())
+    size = 4 if batch_size == 4 else 1
+    expected = []
+    for start in range(0, 6, size):
+        chunk = range(start, min(start + size, 6))
+        expected += [f"read {i}" for i in chunk] + [f"ran {i}" for i in chunk]
+    assert events == expected

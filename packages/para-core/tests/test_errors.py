@@ -17,6 +17,7 @@ import pytest
 from _helpers import (
     exit_worker,
     fail_on,
+    interrupt_on,
     kill_self,
     sleep_or_exit,
     sleep_then,
@@ -137,6 +138,17 @@ def test_crashed_worker_inside_context_manager():
     with Parallel(n_jobs=2, batch_size=1) as par:
         with pytest.raises(WorkerTerminatedError):
             par(delayed(exit_worker)(i, 5) for i in range(4))
+        assert par(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky"])
+def test_keyboard_interrupt_in_a_task_reaches_the_caller(backend):
+    # A multiprocessing.Pool worker dies of a BaseException and never answers
+    # for its task: the caller waited forever.
+    with Parallel(n_jobs=2, backend=backend) as par:
+        with pytest.raises(KeyboardInterrupt, match="interrupted at 1"):
+            par(delayed(interrupt_on)(x, 1) for x in range(4))
+        # The pool works on after it.
         assert par(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
 
 

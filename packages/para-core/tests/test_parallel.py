@@ -19,6 +19,7 @@ from para_core import (
     cpu_count,
     delayed,
     effective_n_jobs,
+    parallel_backend,
     parallel_config,
 )
 from para_core._errors import eval_expr, memstr_to_bytes, parse_max_nbytes
@@ -322,3 +323,35 @@ def test_backend_none_means_the_configured_default():
     with parallel_config(backend="threading"):
         par = Parallel(n_jobs=2, backend=None)
         assert type(par._backend).__name__ == "ThreadingBackend"
+
+
+def test_multiprocessing_context_is_recorded(no_leftovers):
+    import multiprocessing
+
+    # joblib keeps the pool's context in _backend_kwargs: the default one, or
+    # the context given as backend; the pool is then started with it.
+    p = Parallel(n_jobs=2, backend="multiprocessing")
+    assert p._backend_kwargs["context"].get_start_method() == (
+        multiprocessing.get_start_method()
+    )
+    spawn = multiprocessing.get_context("spawn")
+    p = Parallel(n_jobs=2, backend=spawn)
+    assert p._backend_kwargs["context"] is spawn
+    assert p(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    assert "context" not in Parallel(n_jobs=2, backend="threading")._backend_kwargs
+
+
+def _nested_n_jobs():
+    return Parallel()._effective_n_jobs()
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "loky", "threading"])
+def test_nested_calls_do_not_inherit_parallel_backend_n_jobs(backend, no_leftovers):
+    # parallel_backend sets n_jobs=-1; a task's own Parallel() uses the nested
+    # backend's default (one worker), also in a forked worker, which inherits
+    # the caller's configuration.
+    with parallel_backend(backend):
+        assert Parallel(n_jobs=2)(delayed(_nested_n_jobs)() for _ in range(2)) == [
+            1,
+            1,
+        ]

@@ -505,9 +505,19 @@ class _Call:
             p._running = False
 
     # the three ways of handing results over ---------------------------------------
+    def _sequential_tasks(self):
+        # An int batch_size: read that many tasks, then run them, as joblib
+        # does (the input's side effects come in that order).
+        size = self.p.batch_size
+        if type(size) is not int or size <= 1:
+            return self.it
+        it = self.it
+        batches = iter(lambda: list(islice(it, size)), [])
+        return (task for batch in batches for task in batch)
+
     def _run_sequential(self):
         tracker_cls, p = self.tracker, self.p
-        for func, args, kwargs in self.it:
+        for func, args, kwargs in self._sequential_tasks():
             self.n_dispatched += 1
             self.n_batches += 1
             if tracker_cls is not None:

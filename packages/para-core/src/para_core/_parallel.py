@@ -8,6 +8,7 @@ of a ``with`` block, and hands each call to the dispatch engine in
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import sys
 import threading
 import warnings
@@ -187,6 +188,12 @@ class Parallel:
         self.n_jobs = n_jobs
         self._backend = backend
         self._backend_kwargs = {**backend_kwargs, "prefer": prefer, "require": require}
+        if isinstance(backend, MultiprocessingBackend):
+            # joblib's record of the pool's start method (read by its tests
+            # and by clients); configure() takes it as the pool's context.
+            self._backend_kwargs.setdefault(
+                "context", backend.backend_kwargs.get("context") or mp.get_context()
+            )
         self._in_context = False
         self._running = False
         self._transport_session: Any = None
@@ -237,6 +244,9 @@ class Parallel:
             n = self._backend.configure(
                 n_jobs=self.n_jobs, parallel=self, **self._backend_kwargs
             )
+        if n == 0:
+            # A backend without workers would never run a task (joblib's text).
+            raise RuntimeError(f"{type(self._backend).__name__} has no active worker.")
         if self.timeout is not None and not self._backend.supports_timeout:
             warnings.warn(
                 f"The backend class {type(self._backend).__name__!r} does not "

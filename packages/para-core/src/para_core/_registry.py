@@ -76,15 +76,21 @@ _BUILTIN: dict[str, _Lazy] = {
     ),
 }
 
-BACKENDS: dict[str, Callable[..., Any]] = dict(_BUILTIN)
+# dask is not listed until first asked for, as in joblib: code that builds
+# every listed backend (joblib's own tests do) must not need a dask client.
+BACKENDS: dict[str, Callable[..., Any]] = {
+    name: factory for name, factory in _BUILTIN.items() if name != "dask"
+}
+
+
+def _register_dask() -> None:
+    BACKENDS["dask"] = _BUILTIN["dask"]
+
+
 #: joblib's hook for backends shipped by other libraries: name -> a function
 #: that registers that name (through :func:`register_parallel_backend`); it
 #: is called the first time the name is asked for and is not yet registered.
-EXTERNAL_BACKENDS: dict[str, Callable[[], Any]] = {
-    # Registered from the start too (lazily); this puts it back if a program
-    # removed it from BACKENDS, as joblib's registry would.
-    "dask": lambda: BACKENDS.setdefault("dask", _BUILTIN["dask"]),
-}
+EXTERNAL_BACKENDS: dict[str, Callable[[], Any]] = {"dask": _register_dask}
 DEFAULT_BACKEND = "loky"
 DEFAULT_THREAD_BACKEND = "threading"
 # Where no process can run (see _mp), these names mean threads, as in joblib.

@@ -92,8 +92,11 @@ class _nested_scope:
         self._old = _current_config()
         cfg = dict(self._old)
         cfg["backend"] = self._new[0]
-        if self._new[1] is not None:
-            cfg["n_jobs"] = self._new[1]
+        # None: the nested backend's own default, as in joblib, not an n_jobs
+        # the task's process got from elsewhere (a forked worker inherits the
+        # caller's configuration, parallel_backend's n_jobs=-1 included).
+        n_jobs = self._new[1]
+        cfg["n_jobs"] = default_parallel_config["n_jobs"] if n_jobs is None else n_jobs
         _local.config = cfg
 
     def __exit__(self, *exc: object) -> None:

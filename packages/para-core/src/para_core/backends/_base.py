@@ -168,7 +168,14 @@ class ParallelBackendBase(metaclass=ABCMeta):
         return out.result()
 
     def retrieve_result(self, out: Any, timeout: float | None = None) -> Any:
-        """Wait for and return the result of ``out`` (polling backends)."""
+        """Wait for and return the result of ``out`` (polling backends).
+
+        ``out`` is an ``AsyncResult`` (``get``) as in joblib, or a
+        ``concurrent.futures.Future`` (``result``), which para's own
+        backends return: a subclass may turn callbacks off and keep those.
+        """
+        if not hasattr(out, "get") and hasattr(out, "result"):
+            return out.result(timeout=timeout if self.supports_timeout else None)
         if self.supports_timeout:
             return out.get(timeout=timeout)
         return out.get()
@@ -287,6 +294,10 @@ class AutoBatchingMixin:
     MIN_IDEAL_BATCH_DURATION = 0.2
     MAX_IDEAL_BATCH_DURATION = 2.0
     MAX_GROWTH = 8
+    # joblib's names for the state a reset returns to (its tests and
+    # subclasses read them).
+    _DEFAULT_EFFECTIVE_BATCH_SIZE = 1
+    _DEFAULT_SMOOTHED_BATCH_DURATION = 0.0
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -294,8 +305,8 @@ class AutoBatchingMixin:
 
     def reset_batch_stats(self) -> None:
         """Forget what was learnt about task durations."""
-        self._effective_batch_size = 1
-        self._smoothed_batch_duration = 0.0
+        self._effective_batch_size = self._DEFAULT_EFFECTIVE_BATCH_SIZE
+        self._smoothed_batch_duration = self._DEFAULT_SMOOTHED_BATCH_DURATION
 
     def compute_batch_size(self) -> int:
         size = self._effective_batch_size

@@ -39,6 +39,22 @@ class _PoolFuture:
         return False
 
 
+class _WorkerInterrupt(Exception):
+    """A task's KeyboardInterrupt, on its way back as an ``Exception``.
+
+    A ``multiprocessing.Pool`` worker returns only ``Exception``s: any other
+    ``BaseException`` kills it and the task's result never comes, so the
+    caller would wait forever. The caller raises KeyboardInterrupt again.
+    """
+
+
+def _run_in_pool(payload: Any, reducer: Any) -> Any:
+    try:
+        return run_pickled_batch(payload, reducer)
+    except KeyboardInterrupt as exc:
+        raise _WorkerInterrupt(*exc.args) from None
+
+
 class MultiprocessingBackend(
     _ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase
 ):
@@ -88,7 +104,7 @@ class MultiprocessingBackend(
         payload, reducer = self._payload(func)
         fut = _PoolFuture()
         self._pool.apply_async(
-            run_pickled_batch,
+            _run_in_pool,
             (payload, reducer),
             callback=functools.partial(_pool_done, callback, fut, True),
             error_callback=functools.partial(_pool_done, callback, fut, False),
@@ -113,6 +129,8 @@ class MultiprocessingBackend(
 def _pool_done(
     callback: Callable[[Any], Any] | None, fut: _PoolFuture, ok: bool, value: Any
 ) -> None:
+    if not ok and isinstance(value, _WorkerInterrupt):
+        value = KeyboardInterrupt(*value.args).with_traceback(value.__traceback__)
     fut._ok, fut._value = ok, value
     if callback is not None:
         callback(fut)
