@@ -60,6 +60,8 @@ def test_known_failures_are_reported(suite):
     failing = set(summary["failures"]) | {n.split("[")[0] for n in summary["failures"]}
     fixed = [name for name in KNOWN_FAILURES if name not in failing]
     print(f"\nlisted as failing but passing now: {fixed}")
+    # A process killed by a signal was run again (open bug): said, not hidden.
+    print(f"pytest processes that crashed and ran again: {summary['crashes']}")
     assert all(reason.strip() for reason in KNOWN_FAILURES.values())
 
 

@@ -105,7 +105,9 @@ def run(
 _DIED = "the pytest process died during this test (see the log)"
 
 
-def _run_files(root, target, names, pytest_args, timeout, log, merged) -> bool:
+def _run_files(
+    root, target, names, pytest_args, timeout, log, merged, retried=False
+) -> bool:
     """Run ``names`` in one pytest process; False if it ended abnormally
     with more than one file (nothing is recorded then: the caller runs them
     again one by one)."""
@@ -146,6 +148,15 @@ def _run_files(root, target, names, pytest_args, timeout, log, merged) -> bool:
         ).returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
+    if isinstance(code, int) and code < 0 and len(names) == 1 and not retried:
+        # Killed by a signal: run once more and say so (a segmentation fault
+        # seen in some runs is an open bug, see docs/migrating.rst).
+        log.write(f"\n==== {name}: CRASH, killed by signal {-code}; run again\n")
+        merged.setdefault("crashes", []).append(f"{name}: signal {-code}")
+        report.unlink(missing_ok=True)
+        return _run_files(
+            root, target, names, pytest_args, timeout, log, merged, retried=True
+        )
     abnormal = code not in (0, 1, 5)
     if abnormal and len(names) > 1:
         log.write(f"\n==== {name}: ended abnormally (exit {code}), again one by one\n")
@@ -198,6 +209,7 @@ def summarize(result: dict) -> dict:
         "functions_deselected": len(deselected_functions),
         "files_ignored": ignored_files,
         "share_passing": per_function["passed"] / ran if ran else 0.0,
+        "crashes": result.get("crashes", []),
         "failures": sorted(
             k
             for k, e in result["outcomes"].items()
@@ -226,6 +238,8 @@ def main(argv: list[str]) -> int:
         f"  share of remaining test functions passing: {summary['share_passing']:.1%}"
     )
     print(f"  files not run: {summary['files_ignored']}")
+    for crash in summary["crashes"]:
+        print(f"  CRASH, run again: {crash}")
     print("  deselected items by reason:")
     for reason, n in reasons.most_common():
         print(f"    {n:4d}  {reason}")
