@@ -25,7 +25,9 @@ from para_suite_known import KNOWN_FAILURES
 
 TARGET_SHARE = 0.98
 
-pytestmark = pytest.mark.slow
+# The whole suite runs in the module's fixture: minutes, past the project's
+# 300 s per-test default (each pytest process of the runner has its own bound).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
