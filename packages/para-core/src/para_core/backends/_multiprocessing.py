@@ -97,6 +97,7 @@ class MultiprocessingBackend(
         self._pool = context.Pool(
             n_jobs, initializer=initializer, initargs=initargs, **kwargs
         )
+        self._n_jobs = n_jobs
         self.parallel = parallel
         return n_jobs
 

@@ -10,6 +10,7 @@ consumes them.
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -23,8 +24,11 @@ class _ProcessBackendMixin:
     """Shared by the process backends: caller-side pickling with the hook."""
 
     supports_retrieve_callback = True
-    # A dispatch costs well under a millisecond: 50 ms batches amortise it
-    # and keep the end of a call balanced (joblib aims at 200 ms).
+    # A dispatch usually costs well under a millisecond: 50 ms batches
+    # amortise it and keep the end of a call balanced (joblib aims at 200 ms).
+    # Tasks that drag a large shared context along (scikit-learn's searches)
+    # cost milliseconds each to pickle, once per batch thanks to the pickle
+    # memo: then the target grows toward joblib's, see ``_note_pickling``.
     MIN_IDEAL_BATCH_DURATION = 0.05
     # Small batches are timed by their round trip (about a millisecond under
     # load), so a fast task's first batches look 50x too short: grow up to
@@ -61,6 +65,23 @@ class _ProcessBackendMixin:
 
     def start_call(self) -> None:
         self._cloud = False
+        self._pickling_s = 0.0
+        # Back to the class's target: the last call's tasks may have been heavier.
+        self.__dict__.pop("MIN_IDEAL_BATCH_DURATION", None)
+
+    # Smoothed seconds the caller spent pickling one batch in this call.
+    _pickling_s = 0.0
+
+    def _note_pickling(self, seconds: float) -> None:
+        # The caller pickles every batch while ``n_jobs`` workers run theirs:
+        # it keeps up, and stays mostly free to collect results, when one
+        # batch runs at least ~10 * n_jobs times as long as it takes to pickle.
+        # So batches aim at that duration, never above joblib's 200 ms.
+        old = self._pickling_s
+        self._pickling_s = seconds if old == 0.0 else 0.8 * old + 0.2 * seconds
+        target = 10 * max(getattr(self, "_n_jobs", 1), 1) * self._pickling_s
+        cls_target = type(self).MIN_IDEAL_BATCH_DURATION
+        self.MIN_IDEAL_BATCH_DURATION = min(max(target, cls_target), 0.2)
 
     # (session, its task reducer, its result reducer packed), made once for
     # all the session's batches
@@ -73,9 +94,11 @@ class _ProcessBackendMixin:
             task_reducer = session_reducer(session, "reduce_task_object")
             reducer = pack_reducer(session_reducer(session, "result_reducer"))
             self._reducers = (session, task_reducer, reducer)
+        start = time.perf_counter()
         payload, self._cloud = dumps_batch(
             func, session, self._cloud, reduce_first=task_reducer
         )
+        self._note_pickling(time.perf_counter() - start)
         return payload, reducer
 
     def retrieve_result_callback(self, future: Any) -> Any:
