@@ -147,6 +147,36 @@ def test_joblib_09_formats(folder, joblib09, compressed):
         del mm
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"ensure_native_byte_order": False}, {"mmap_mode": "r"}]
+)
+def test_joblib_09_sibling_arrays_turn_native_as_joblib(folder, joblib09, kwargs):
+    # joblib's reader of 0.8-0.9 sibling .npy files turns a foreign-order
+    # array native whatever load is asked (a memory map becomes a copy in
+    # memory then); by its rule, a structured one with an order-less field
+    # stays as stored (and mapped).
+    other = ">" if sys.byteorder == "little" else "<"
+    plain = np.arange(6, dtype=other + "i4").reshape(2, 3)
+    record = np.array([(1, b"ab"), (2, b"c")], dtype=[("a", other + "i4"), ("s", "S2")])
+    path = _write_09(folder, lambda w: [w(plain), w(record)], joblib09, False)
+    sys.modules.pop("joblib.numpy_pickle")
+    sys.modules.pop("joblib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        got_plain, got_record = load(path, **kwargs)
+    assert got_plain.dtype == plain.dtype.newbyteorder("=")
+    assert got_plain.dtype.isnative and got_plain.flags.writeable
+    assert np.array_equal(got_plain, plain)
+    assert got_record.dtype == record.dtype
+    assert got_record.tobytes() == record.tobytes()
+    if "mmap_mode" in kwargs:
+        assert type(got_record) is np.memmap and got_record.mode == "r"
+        assert not got_record.flags.writeable
+    else:
+        assert type(got_record) is np.ndarray
+    del got_plain, got_record
+
+
 def test_zfile_rejects_impossible_length(folder):
     buf = io.BytesIO()
     write_zfile(buf, b"hello" * 100)
