@@ -391,6 +391,20 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
 
 
+def _warn_unaligned(arr: Any, ctx: Any) -> None:
+    """joblib's warning for a map of an array of a joblib < 1.2 file that
+    does not start on a multiple of 16 bytes (no padding then)."""
+    name = getattr(ctx.mapfile, "name", ctx.filename)  # the path as given
+    warnings.warn(
+        f"The memmapped array {arr} loaded from the file {name} is not byte "
+        "aligned. This may cause segmentation faults if this memmapped array "
+        "is used in some libraries like BLAS or PyTorch. To get rid of this "
+        "warning, regenerate your pickle file with joblib >= 1.2.0. See "
+        "https://github.com/joblib/joblib/issues/563 for more details",
+        stacklevel=2,
+    )
+
+
 def _read_stream_data(
     w: Any,
     ctx: Any,
@@ -410,15 +424,10 @@ def _read_stream_data(
         )
     if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap"):
         offset = f.tell()
-        if not aligned and offset % NUMPY_ARRAY_ALIGNMENT_BYTES:
-            warnings.warn(
-                f"The array mapped from {ctx.filename!r} at offset {offset} is "
-                "not 16-byte aligned (file written before joblib 1.2); some "
-                "libraries may crash on it. Dump the object again to fix this.",
-                stacklevel=2,
-            )
         arr = _memmap(np, ctx, dtype, shape, order, offset)
         f.seek(offset + nbytes)
+        if not aligned and offset % NUMPY_ARRAY_ALIGNMENT_BYTES:
+            _warn_unaligned(arr, ctx)
         if big:
             ctx.stream_blocks.append((None, _checksum.count(nbytes)))
         return _finish(np, arr, w.subclass, False)
@@ -496,6 +505,7 @@ def _sibling_path(w: Any, ctx: Any) -> str:
 
 def _read_sibling(w: Any, ctx: Any) -> Any:
     np = _np()
+    ctx.sibling_arrays = True  # load warns that the format is deprecated
     path = _sibling_path(w, ctx)
     if isinstance(w, ZNDArrayWrapper):
         init_args = w.__dict__.get("init_args")

@@ -113,6 +113,7 @@ class _Ctx:
         # by default, as joblib, so that a Python 2 file fails with its message.
         self.encoding = "ASCII"
         self.arrays_read = 0
+        self.sibling_arrays = False  # read arrays of a joblib < 0.10 dump
         # Checksums of a para file (see _checksum): algorithm (None: do not
         # check), digests of each big block by offset, digests a stream has.
         self.algo: int | None = None
