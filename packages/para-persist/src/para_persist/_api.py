@@ -542,9 +542,12 @@ def load(
         instead of reading them; they come back as ``numpy.memmap``.
         Ignored, with a warning, for compressed files.
     ensure_native_byte_order : bool or 'auto', default 'auto'
-        Convert arrays to the machine's byte order. ``'auto'`` means True
-        without ``mmap_mode`` and False with it; True with ``mmap_mode`` is
-        an error.
+        Convert arrays to the machine's byte order, as joblib does: those
+        stored as array blocks whose whole dtype is in the other order (a
+        plain dtype, or a structured one whose top-level fields all are
+        plain types in that order); other arrays keep the stored order.
+        ``'auto'`` means True without ``mmap_mode`` and False with it; True
+        with ``mmap_mode`` is an error.
     trusted : bool, default True
         ``True`` unpickles like joblib: the file may run any code, so only
         load files you trust. ``False`` is the way to open files from
