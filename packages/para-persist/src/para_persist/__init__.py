@@ -25,7 +25,7 @@ from ._compressors import (
     ZstdFile,
     register_compressor,
 )
-from ._errors import CorruptFileError, UnsafeLoadError
+from ._errors import CorruptFileError, LoadLimitError, UnsafeLoadError
 from ._npwrp import (
     NUMPY_ARRAY_ALIGNMENT_BYTES,
     NDArrayWrapper,
@@ -48,6 +48,7 @@ __all__ = [
     "GzipCompressorWrapper",
     "LZ4CompressorWrapper",
     "LZMACompressorWrapper",
+    "LoadLimitError",
     "NDArrayWrapper",
     "NumpyArrayWrapper",
     "UnsafeLoadError",

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import _bigio, _compressors, _zstdframes
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
-from ._errors import CorruptFileError, UnsafeLoadError
+from ._errors import CorruptFileError, LoadLimitError, UnsafeLoadError
 from ._index import (
     BufferFile,
     SummedStream,
@@ -34,6 +34,7 @@ from ._index import (
     read_index,
     skip_trailer,
 )
+from ._limits import default_max_bytes
 from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
 from ._unpickler import (
@@ -283,7 +284,10 @@ def _read_small(filename: Any) -> bytearray | None:
 
 def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     """Check the index of a para file and run the C unpickler on it."""
+    if ctx.budget is not None and getattr(f, "buffer", None) is not None:
+        ctx.budget.take(size, "the file held in memory")  # read or decompressed
     data = read_index(f, size, ctx)
+    ctx.in_memory = True  # the pickle bytes were counted by read_index
     if ctx.mmap_mode in ("r+", "w+"):
         mark_writable(ctx, size)
     # Big arrays are read with plain syscalls straight into their buffer;
@@ -313,9 +317,15 @@ def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
         skip_trailer(stream, ctx)
     # Read to the end so the compressor checks its end marker and checksum:
     # a truncated file must not pass unnoticed.
-    while dec.read(_BUFFER):
-        pass
-    return obj
+    budget = ctx.budget
+    while True:
+        if budget is not None:  # trailing bytes count: a bomb may hide there
+            budget.check(1, "data after the end of the pickle")
+        tail = dec.read(_BUFFER)
+        if not tail:
+            return obj
+        if budget is not None:
+            budget.take(len(tail), "data after the end of the pickle")
 
 
 def _regular_file_size(f: Any) -> int | None:
@@ -468,8 +478,9 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
         _warn_mmap_ignored(user_f, kind, mmap_asked)
     if kind == "compat":
         _warn_old_format(ctx, stacklevel=4)
-        stream = io.BytesIO(read_zfile(f))
+        stream = io.BytesIO(read_zfile(f, ctx.budget))
         ctx.stream, ctx.file_size, ctx.mmap_mode = stream, None, None
+        ctx.in_memory = True  # counted by read_zfile
         obj = stream_unpickler(stream, ctx).load()
         ctx.sibling_arrays = False  # warned already
         return obj
@@ -488,6 +499,8 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
             if 0 < total <= _IN_MEMORY and all(size >= 0 for _, _, size in found):
                 # Frames of known, moderate size: decompressed (side by side)
                 # straight into the buffer the arrays will be views of.
+                if ctx.budget is not None:
+                    ctx.budget.check(total, "the decompressed zstd stream")
                 buf = _zstdframes.decompress_into(f, found)
                 if buf.startswith(HEAD):
                     return _fast_load(BufferFile(buf), total, ctx)
@@ -528,6 +541,7 @@ def load(
     trusted: bool = True,
     allowed_globals: Iterable[Any] = (),
     encoding: str = "ASCII",
+    max_bytes: int | str | None = "auto",
 ) -> Any:
     """Reconstruct an object from a file written by :func:`dump` or joblib.
 
@@ -628,6 +642,15 @@ def load(
             "encoding must be 'ASCII' (the default), 'latin1' or another "
             f"codec name, got {encoding!r}"
         )
+    if max_bytes == "auto":
+        max_bytes = None if trusted else default_max_bytes()
+    elif max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
+    ):
+        raise ValueError(
+            "max_bytes must be a number of bytes (int >= 0), None for no limit "
+            f"or 'auto', got {max_bytes!r}"
+        )
     name = os.fsdecode(filename) if is_path else getattr(filename, "name", None)
     ctx = _Ctx(
         filename=name if is_path else None,
@@ -637,6 +660,7 @@ def load(
         native=bool(ensure_native_byte_order),
         safe=not trusted,
         allowed=allowed,
+        max_bytes=max_bytes,
     )
     ctx.encoding = encoding
     buf = None
@@ -660,6 +684,7 @@ def load(
     except (
         UnsafeLoadError,
         CorruptFileError,
+        LoadLimitError,
         FileNotFoundError,
         KeyboardInterrupt,
         Warning,  # a warning turned into an error (-W error) stays itself

@@ -1,10 +1,10 @@
-"""The two exceptions para-persist raises on bad files."""
+"""The exceptions para-persist raises on bad or refused files."""
 
 from __future__ import annotations
 
 import pickle
 
-__all__ = ["CorruptFileError", "UnsafeLoadError"]
+__all__ = ["CorruptFileError", "LoadLimitError", "UnsafeLoadError"]
 
 
 class CorruptFileError(pickle.UnpicklingError, ValueError):
@@ -32,4 +32,33 @@ class UnsafeLoadError(pickle.UnpicklingError):
     the file runs. The message names the refused global; admit it with
     ``load(..., trusted=False, allowed_globals=["module.name"])`` if you trust
     that object.
+    """
+
+
+class LoadLimitError(pickle.UnpicklingError, ValueError):
+    """A file asks for more than ``load`` was allowed to spend on it.
+
+    Raised by :func:`para_persist.load` when the bytes a load would allocate
+    exceed ``max_bytes`` (array data, the decompressed pickle stream and its
+    bytes/str payloads, counted *before* they are allocated or decompressed),
+    or, with ``trusted=False``, when the file nests containers deeper than
+    twice ``sys.getrecursionlimit()``. The message names the limit, the
+    amount asked and how to raise the limit.
+
+    The file is not damaged, so this is not a :class:`CorruptFileError`; it
+    has the same bases (:class:`pickle.UnpicklingError` and
+    :class:`ValueError`: the file is a value the caller's limit refuses), so
+    code that catches what ``pickle`` or ``joblib`` raise on a bad file
+    catches it too.
+
+    Examples
+    --------
+    >>> import io, para_persist
+    >>> buf = io.BytesIO()
+    >>> para_persist.dump(b"x" * 10_000, buf)
+    >>> try:
+    ...     para_persist.load(buf, max_bytes=1_000)
+    ... except para_persist.LoadLimitError as exc:
+    ...     print("refused:", str(exc)[:44])
+    refused: loading this file needs more than max_bytes
     """

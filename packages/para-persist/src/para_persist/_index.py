@@ -175,6 +175,7 @@ def read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
     small_len = sum(n for _, n in segments if n <= SMALL_BLOCK)
     if table_start - index.struct_len - small_len <= SMALL_BLOCK and not digests:
         # No big block: one read, then slices in memory.
+        _charge(ctx, table_start + index.struct_len)
         whole = bytearray(table_start)
         f.seek(0)
         if f.readinto(whole) != table_start:
@@ -195,6 +196,7 @@ def read_index(f: Any, size: int, ctx: _Ctx) -> bytearray:
         ctx.segments = segments
         ctx.small = (whole, None)  # every block is small: offsets index it
         return data
+    _charge(ctx, index.struct_len + small_len)
     data = bytearray(index.struct_len)
     small = bytearray(small_len)
     view, small_view = memoryview(data), memoryview(small)
@@ -278,12 +280,18 @@ def _read_held(view: memoryview, ctx: _Ctx) -> bytearray:
     update(table)
     index.verify(summer, small_sum)
     blocks.finish()
+    _charge(ctx, index.struct_len)
     data = bytearray().join(pieces)
     ctx.segments = segments
     # Every block is a slice of the held buffer: small ones are copied out
     # by the unpickler, big ones become views of it.
     ctx.small = (view.obj, None)
     return data
+
+
+def _charge(ctx: _Ctx, n: int) -> None:
+    if ctx.budget is not None:
+        ctx.budget.take(n, "the pickle stream and small arrays")
 
 
 def mark_writable(ctx: _Ctx, size: int) -> None:

@@ -22,7 +22,7 @@ import zlib
 from typing import Any
 
 from . import _bigio, _checksum
-from ._errors import CorruptFileError
+from ._errors import CorruptFileError, LoadLimitError
 
 __all__ = [
     "NUMPY_ARRAY_ALIGNMENT_BYTES",
@@ -38,6 +38,8 @@ _ZFILE_PREFIX = b"ZF"
 _ZFILE_LEN_FIELD = len(f"{2**64:#x}")  # 19: hex length, space padded
 _ZLIB_MAX_RATIO = 1032  # deflate cannot expand input more than this
 _STREAM_CHUNK = 1024**2
+# Object arrays' pickles nested in one another (joblib writes one level).
+_MAX_NESTED_PICKLES = 32
 # Array blocks up to this size are read with a para file's index.
 SMALL_BLOCK = 64 * 1024
 
@@ -144,6 +146,12 @@ def _meta(w: Any) -> tuple[Any, Any, tuple[int, ...], str, int]:
     return np, dtype, shape, order, count * dtype.itemsize
 
 
+def _charge(ctx: Any, nbytes: int, what: str = "array data") -> None:
+    """Count an allocation of ``nbytes`` against the load's ``max_bytes``."""
+    if ctx.budget is not None:
+        ctx.budget.take(nbytes, what)
+
+
 def _readinto_exact(f: Any, buf: Any, what: str, chunk: int = 0) -> None:
     if hasattr(buf, "dtype"):
         buf = buf.view("u1")  # datetime64 & co. export no buffer; bytes do
@@ -235,6 +243,7 @@ def _read_big_segment(
             _unshuffle_in_place(np, u8, shuffle, dtype.itemsize)
         flat = u8.view(dtype)
         return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
+    _charge(ctx, nbytes)
     flat = np.empty(math.prod(shape), dtype=dtype)
     u8 = flat.view(np.uint8)
     if shuffle is None and nbytes >= _bigio.THREADED_MIN and _bigio.available(True):
@@ -267,6 +276,7 @@ def _read_segment(w: Any, ctx: Any, offset: int, length: int) -> Any:
             f"metadata says {nbytes} (+ padding)"
         )
     count = nbytes // dtype.itemsize if dtype.itemsize else 0
+    _charge(ctx, nbytes)
     flat = np.frombuffer(small, dtype, count, start + 1 + pad).copy()
     return _finish(np, flat.reshape(shape, order=order), w.subclass, ctx.native)
 
@@ -308,6 +318,7 @@ def segment_unwrapper(ctx: Any) -> Any:
     small, starts = ctx.small
     in_memory = ctx.mmap_mode is None
     native = ctx.native
+    budget = ctx.budget
 
     def unwrap(a: Any, *args: Any) -> Any:
         if not isinstance(a, SegmentPlaceholder):
@@ -338,6 +349,8 @@ def segment_unwrapper(ctx: Any) -> Any:
                 f"array block at offset {offset} has {length} bytes, "
                 f"metadata says {shape} x {dtype.itemsize} (+ padding)"
             )
+        if budget is not None:
+            budget.take(count * dtype.itemsize, "array data")
         arr = frombuffer(small, dtype, count, start + 1 + pad).copy()
         if len(shape) != 1:
             order = d.get("order", "C")
@@ -361,7 +374,17 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     f = ctx.stream
     if dtype.hasobject:
         # joblib pickles object arrays as a nested pickle after the wrapper.
-        arr = unpickler_factory(f).load()
+        if ctx.nested_pickles >= _MAX_NESTED_PICKLES:
+            raise LoadLimitError(
+                f"object arrays nested more than {_MAX_NESTED_PICKLES} pickles "
+                "deep (joblib writes one level): refused before the recursion "
+                "overflows. The file is not one joblib or para-persist wrote."
+            )
+        ctx.nested_pickles += 1
+        try:
+            arr = unpickler_factory(f).load()
+        finally:
+            ctx.nested_pickles -= 1
         if not isinstance(arr, np.ndarray):
             raise CorruptFileError(f"expected an object array, got {type(arr)}")
         return arr
@@ -431,6 +454,7 @@ def _read_stream_data(
         if big:
             ctx.stream_blocks.append((None, _checksum.count(nbytes)))
         return _finish(np, arr, w.subclass, False)
+    _charge(ctx, nbytes)  # before allocating: the stream may be a bomb
     flat = np.empty(math.prod(shape), dtype=dtype)
     shuffle = w.__dict__.get("para_shuffle")
     if big:  # checked against the digests at the end of the stream
@@ -519,7 +543,7 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
         ):
             raise CorruptFileError(f"bad compressed array metadata in {path!r}")
         with open(path, "rb") as fh:
-            data = read_zfile(fh)
+            data = read_zfile(fh, ctx.budget)
         if ctx.rules is not None:  # safe load: the checking stand-ins
             arr = ctx.rules.reconstruct(*init_args)
             ctx.rules.build(arr, (*state, data))
@@ -532,6 +556,8 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
         return arr
     allow_mmap = w.__dict__.get("allow_mmap", True)
     mode = "r+" if ctx.mmap_mode == "w+" else ctx.mmap_mode  # never truncate
+    if ctx.budget is not None and not (mode is not None and allow_mmap):
+        _charge(ctx, _npy_nbytes(np, path), "a sibling .npy array")
     arr = np.load(
         path,
         mmap_mode=mode if allow_mmap else None,
@@ -545,6 +571,23 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
     return _finish(np, arr, subclass, True)
 
 
+def _npy_nbytes(np: Any, path: str) -> int:
+    """What ``numpy.load`` allocates for a ``.npy`` file, from its header."""
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        try:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = fmt.read_array_header_2_0(fh)
+        except ValueError as exc:
+            raise CorruptFileError(f"bad .npy header in {path!r}: {exc}") from exc
+        if dtype.hasobject:  # pickled items: at most what the file holds
+            return os.fstat(fh.fileno()).st_size
+    return math.prod(shape) * dtype.itemsize
+
+
 def _np_reconstruct(np: Any) -> Any:
     core = sys.modules.get("numpy._core.multiarray")
     if core is None:
@@ -555,13 +598,15 @@ def _np_reconstruct(np: Any) -> Any:
     return core._reconstruct
 
 
-def read_zfile(file_handle: Any) -> bytes:
+def read_zfile(file_handle: Any, budget: Any = None) -> bytes:
     """Return the bytes held in a joblib < 0.10 zlib "ZF" container.
 
     Parameters
     ----------
     file_handle : binary file object
         Opened on the container, read from its start.
+    budget : _limits.Budget, optional
+        Counts the announced size before it is decompressed.
 
     Raises
     ------
@@ -584,6 +629,8 @@ def read_zfile(file_handle: Any) -> bytes:
             f"ZF length field says {length} bytes, impossible for "
             f"{len(compressed)} compressed bytes"
         )
+    if budget is not None:
+        budget.take(length, "a joblib < 0.10 zlib container")
     try:
         data = zlib.decompressobj(15).decompress(compressed, length)
     except zlib.error as exc:

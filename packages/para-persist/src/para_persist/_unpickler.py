@@ -20,11 +20,13 @@ import _compat_pickle
 import collections
 import os
 import pickle
+import struct
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from ._errors import CorruptFileError, UnsafeLoadError
+from ._limits import Budget, Nesting, charged_reads, depth_limit
 from ._npwrp import (
     NDArrayWrapper,
     NumpyArrayWrapper,
@@ -92,6 +94,7 @@ class _Ctx:
         native: bool,
         safe: bool,
         allowed: frozenset[tuple[str, str]],
+        max_bytes: int | None = None,
     ) -> None:
         self.filename = filename
         self._name = name  # path or file object name: sibling files live beside
@@ -125,6 +128,13 @@ class _Ctx:
         self.index: Any = None  # the checked footer of a para file
         self._classes: dict[str, type] = {}
         self.rules = SafeRules(allowed) if safe else None
+        # Bytes the load may still allocate (None: no limit), and the
+        # nesting bound of safe loads.
+        self.budget = Budget(max_bytes) if max_bytes is not None else None
+        self.nesting = Nesting(depth_limit()) if safe else None
+        self.nested_pickles = 0  # object arrays' pickles inside the stream
+        # The unpickler reads a buffer already counted against the budget.
+        self.in_memory = False
 
     @property
     def dirname(self) -> str:
@@ -231,6 +241,12 @@ class _LoadRules:
     def __init__(self, file: Any, ctx: _Ctx) -> None:
         super().__init__(file, encoding="latin1")  # type: ignore[call-arg]
         self._ctx = ctx
+        if ctx.budget is not None and not ctx.in_memory and hasattr(
+            self, "_file_read"
+        ):
+            # The pure-Python unpickler reads through these: each read is
+            # counted before it is made (the C one reads checked buffers).
+            self._file_read, self._file_readline = charged_reads(file, ctx.budget)
 
     def find_class(self, module: str, name: str) -> Any:
         return _resolve(self._ctx, module, name, super().find_class)  # type: ignore[misc]
@@ -266,6 +282,20 @@ class _StreamUnpickler(_LoadRules, _PyBase):
         _PyBase.load_build(self)
         self._placeholder_read()
 
+    def load_bytearray8(self) -> None:
+        # pickle allocates the announced size before reading it: count it first.
+        (n,) = struct.unpack("<Q", self.read(8))
+        budget = self._ctx.budget
+        if budget is not None:
+            budget.take(n, "a bytearray of the pickle stream")
+        if n > sys.maxsize:
+            raise CorruptFileError(f"bytearray of {n} bytes exceeds the maximum")
+        b = bytearray(n)
+        self.readinto(b)
+        self.append(b)
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
     def _placeholder_read(self) -> None:
         top = self.stack[-1]
         if isinstance(top, (NumpyArrayWrapper, NDArrayWrapper)):
@@ -298,6 +328,7 @@ class _SafeUnpickler(_StreamUnpickler):
     def __init__(self, file: Any, ctx: _Ctx) -> None:
         super().__init__(file, ctx)
         self._rules = ctx.rules
+        self._nesting = ctx.nesting
 
     def _checked(op: Any, check: Any) -> Any:  # type: ignore[misc]
         def run(self: Any) -> None:
@@ -350,7 +381,47 @@ class _SafeUnpickler(_StreamUnpickler):
         D.load_additems,
         lambda u, r, s: r.check_target(_target(u), (set,), "ADDITEMS"),
     )
-    del D, _checked
+
+    # Nesting: after each opcode that puts objects into a container, the
+    # container's height is updated from its new items (see _limits).
+    def _nests(op: Any, items: Any, holder: Any = None) -> Any:  # type: ignore[misc]
+        def run(self: Any) -> None:
+            stack = self.stack
+            got = items(self, stack)
+            parent = holder(self, stack) if holder is not None else None
+            op(self)
+            self._nesting.link(self.stack[-1] if parent is None else parent, got)
+
+        return run
+
+    def load_mark(self) -> None:
+        _PyBase.load_mark(self)
+        self._nesting.check_marks(len(self.metastack))
+
+    _marked = lambda u, s: s  # noqa: E731 - the items since the MARK
+    for _op, _items, _holder in (
+        (pickle.TUPLE, _marked, None),
+        (pickle.TUPLE1, lambda u, s: s[-1:], None),
+        (pickle.TUPLE2, lambda u, s: s[-2:], None),
+        (pickle.TUPLE3, lambda u, s: s[-3:], None),
+        (pickle.LIST, _marked, None),
+        (pickle.DICT, _marked, None),
+        (pickle.FROZENSET, _marked, None),
+        (pickle.INST, _marked, None),
+        (pickle.OBJ, _marked, None),
+        (pickle.REDUCE, lambda u, s: s[-1:], None),
+        (pickle.NEWOBJ, lambda u, s: s[-1:], None),
+        (pickle.NEWOBJ_EX, lambda u, s: s[-2:], None),
+        (pickle.BUILD, lambda u, s: s[-1:], None),
+        (pickle.APPEND, lambda u, s: s[-1:], lambda u, s: s[-2]),
+        (pickle.SETITEM, lambda u, s: s[-2:], lambda u, s: s[-3]),
+        (pickle.APPENDS, _marked, lambda u, s: _target(u)),
+        (pickle.SETITEMS, _marked, lambda u, s: _target(u)),
+        (pickle.ADDITEMS, _marked, lambda u, s: _target(u)),
+    ):
+        dispatch[_op[0]] = _nests(dispatch[_op[0]], _items, _holder)
+    dispatch[pickle.MARK[0]] = load_mark
+    del D, _checked, _nests, _marked, _op, _items, _holder
 
 
 def stream_unpickler(f: Any, ctx: _Ctx) -> Any:
