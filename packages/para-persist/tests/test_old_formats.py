@@ -13,7 +13,7 @@ import pytest
 np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
-from para_persist import CorruptFileError, dump, load  # noqa: E402
+from para_persist import CorruptFileError, LoadLimitError, dump, load  # noqa: E402
 from para_persist._npwrp import read_zfile, write_zfile  # noqa: E402
 from para_persist._pickler import HEAD  # noqa: E402
 
@@ -220,6 +220,26 @@ def test_joblib_09_formats(folder, joblib09, compressed):
     if not compressed:
         with pytest.warns(DeprecationWarning, match="less than 0.10"):
             mm = load(path, mmap_mode="r")
+        assert isinstance(mm["a"], np.memmap)
+        del mm
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_joblib_09_formats_count_against_max_bytes(folder, joblib09, compressed):
+    a = np.arange(100_000.0)
+    path = _write_09(folder, lambda w: {"a": w(a)}, joblib09, compressed)
+    sys.modules.pop("joblib.numpy_pickle")
+    sys.modules.pop("joblib")
+    with pytest.warns(DeprecationWarning, match="less than 0.10"):
+        got = load(path, max_bytes=a.nbytes + 64 * 1024)
+    assert np.array_equal(got["a"], a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(LoadLimitError, match=str(a.nbytes)):
+            load(path, max_bytes=a.nbytes - 1)
+    if not compressed:  # a mapped sibling does not count
+        with pytest.warns(DeprecationWarning, match="less than 0.10"):
+            mm = load(path, mmap_mode="r", max_bytes=64 * 1024)
         assert isinstance(mm["a"], np.memmap)
         del mm
 
