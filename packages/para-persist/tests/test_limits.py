@@ -135,9 +135,11 @@ def test_array_bomb_refused_before_decompressing(folder, method):
     _write_compressed(path, method, _array_head(10 * GiB), 64 * MiB)
     assert path.stat().st_size < 2 * MiB
     out, grew = _load_in_child(path, max_bytes=256 * MiB)
-    assert out.startswith("LoadLimitError: loading this file needs more than "
-                          f"max_bytes={256 * MiB} bytes: array data asks for "
-                          f"{10 * GiB} bytes"), out
+    assert out.startswith(
+        "LoadLimitError: loading this file needs more than "
+        f"max_bytes={256 * MiB} bytes: array data asks for "
+        f"{10 * GiB} bytes"
+    ), out
     assert "pass a larger max_bytes" in out
     assert grew < 32, f"peak memory grew by {grew:.0f} MiB"
 
@@ -147,7 +149,8 @@ def test_zlib_bomb_of_one_gib(folder):
     path = folder / "bomb.pkl.z"
     _write_compressed(path, "zlib", _array_head(GiB), GiB, b".")
     assert path.stat().st_size < 5 * MiB
-    for kwargs in ({"max_bytes": 100 * MiB}, {"trusted": False, "max_bytes": 100 * MiB}):
+    limit = 100 * MiB
+    for kwargs in ({"max_bytes": limit}, {"trusted": False, "max_bytes": limit}):
         out, grew = _load_in_child(path, **kwargs)
         assert out.startswith("LoadLimitError"), out
         assert grew < 32, f"peak memory grew by {grew:.0f} MiB"
@@ -164,7 +167,7 @@ def test_trusted_false_refuses_more_than_the_machine_has_by_default(folder):
     assert out.startswith("LoadLimitError"), out
     assert grew < 32
     # trusted=True has no default limit, as joblib: numpy refuses the 16 TiB.
-    with pytest.raises(CorruptFileError, match="MemoryError|truncated"):
+    with pytest.raises(CorruptFileError, match=r"MemoryError|truncated"):
         load(path)
 
 
@@ -200,9 +203,11 @@ def test_data_after_the_pickle_is_counted(folder):
     path = folder / "tail.pkl.bz2"
     _write_compressed(path, "bz2", pickle.dumps([1, 2, 3], protocol=2), GiB // 4)
     out, _ = _load_in_child(path, max_bytes=16 * MiB)
-    assert out.startswith("LoadLimitError: loading this file needs more than "
-                          f"max_bytes={16 * MiB} bytes: data after the end of the "
-                          "pickle"), out
+    assert out.startswith(
+        "LoadLimitError: loading this file needs more than "
+        f"max_bytes={16 * MiB} bytes: data after the end of the "
+        "pickle"
+    ), out
     assert load(path) == [1, 2, 3]
 
 
@@ -221,9 +226,7 @@ def test_uncompressed_huge_shape_with_tiny_body(folder):
     path.write_bytes(_array_head(10 * GiB) + bytes(100) + b".")
     for kwargs in ({}, {"max_bytes": MiB}, {"trusted": False}):
         out, grew = _load_in_child(path, **kwargs)
-        assert out.startswith("CorruptFileError: cannot load") or out.startswith(
-            "CorruptFileError: array of"
-        ), out
+        assert out.startswith("CorruptFileError: "), out
         assert "does not fit" in out
         assert grew < 32
     # Memory-mapped, the declared size is checked against the file as well.
@@ -326,7 +329,7 @@ def test_old_joblib_formats(folder, joblib_files):
     main.write_bytes(pickle.dumps(wrapper, protocol=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(LoadLimitError, match="a sibling .npy array asks for"):
+        with pytest.raises(LoadLimitError, match=r"a sibling \.npy array asks for"):
             load(main, max_bytes=GiB)
         # Within the limit, the ZF container loads.
         buf = io.BytesIO()
@@ -383,7 +386,7 @@ def _object_array_chain(n: int) -> bytes:
     np = pytest.importorskip("numpy")
     template = pickle.dumps(np.array([None], dtype=object), protocol=2)
     item = template.index(b"Na")  # the one item, then APPEND
-    body = template[2 : item] + b"@" + template[item + 1 : -1]
+    body = template[2:item] + b"@" + template[item + 1 : -1]
     # The template's own memo slots are small numbers: slot 0 is ours.
     body = body.replace(b"q\x00", b"q\x07").replace(b"h\x00", b"h\x07")
     return _memo_chain(n, body)
@@ -394,9 +397,7 @@ _DEEP = {
     "lists": lambda: _memo_chain(N, b"]@a"),
     "tuples": lambda: b"\x80\x02N" + b"\x85" * N + b".",
     "dicts": lambda: _memo_chain(N, b"}X\x01\x00\x00\x00a@s"),
-    "tuple as dict key": lambda: (
-        b"\x80\x02}N" + b"\x85" * N + b"K\x01s."
-    ),
+    "tuple as dict key": lambda: b"\x80\x02}N" + b"\x85" * N + b"K\x01s.",
     "frozenset of a tuple": lambda: (
         b"\x80\x02c__builtin__\nfrozenset\n(N" + b"\x85" * N + b"\x85R."
     ),
@@ -410,7 +411,7 @@ def test_deep_nesting_is_refused_cleanly(folder, kind):
     data = _DEEP[kind]()
     path = folder / "deep.pkl"
     path.write_bytes(data)
-    out, grew = _load_in_child(path, trusted=False)
+    out, _ = _load_in_child(path, trusted=False)
     assert out.startswith("LoadLimitError: nesting of "), out
     assert f"exceeds the limit of {2 * sys.getrecursionlimit()}" in out
     assert "trusted=True" in out

@@ -576,6 +576,15 @@ def load(
         (pickle's ``encoding``). With the default, such a file raises
         joblib's ``ValueError``; ``"latin1"`` reads them (as ``str``).
         Files written under Python 3 do not depend on it.
+    max_bytes : int, None or 'auto', default 'auto'
+        Upper bound on the bytes the load allocates: the pickle stream
+        (decompressed), with the bytes/str payloads in it, each array's data
+        and any buffer holding a whole decompressed file. Sizes are counted
+        from what the file announces *before* allocating or decompressing,
+        so a compression bomb is refused after reading at most ``max_bytes``.
+        Memory-mapped arrays do not count. ``None``: no limit. ``'auto'``:
+        no limit with ``trusted=True`` (as joblib), the machine's physical
+        memory with ``trusted=False``.
 
     Returns
     -------
@@ -589,9 +598,13 @@ def load(
         chained).
     UnsafeLoadError
         ``trusted=False`` and the file names a global that is not admitted.
+    LoadLimitError
+        The file asks for more than ``max_bytes``, or (``trusted=False``)
+        nests containers deeper than twice ``sys.getrecursionlimit()``.
     ValueError
-        Bad ``mmap_mode`` or ``ensure_native_byte_order``, or a file written
-        under Python 2 holding text that ``encoding`` cannot decode.
+        Bad ``mmap_mode``, ``ensure_native_byte_order`` or ``max_bytes``, or
+        a file written under Python 2 holding text that ``encoding`` cannot
+        decode.
     FileNotFoundError
         ``filename`` (or a sibling file of a joblib < 0.10 dump) is missing.
 
@@ -601,6 +614,8 @@ def load(
     >>> obj = para_persist.load("data.pkl")  # doctest: +SKIP
     >>> arr = para_persist.load("data.pkl", mmap_mode="r")  # doctest: +SKIP
     >>> safe = para_persist.load("downloaded.pkl", trusted=False)  # doctest: +SKIP
+    >>> para_persist.load("downloaded.pkl.gz", trusted=False, max_bytes=2**30)
+    ... # doctest: +SKIP
     """
     if mmap_mode not in _MMAP_MODES:
         raise ValueError(

@@ -59,6 +59,6 @@ class LoadLimitError(pickle.UnpicklingError, ValueError):
     >>> try:
     ...     para_persist.load(buf, max_bytes=1_000)
     ... except para_persist.LoadLimitError as exc:
-    ...     print("refused:", str(exc)[:44])
-    refused: loading this file needs more than max_bytes
+    ...     print("refused:", str(exc).split(":")[0])
+    refused: loading this file needs more than max_bytes=1000 bytes
     """

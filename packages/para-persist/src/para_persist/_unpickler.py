@@ -241,9 +241,7 @@ class _LoadRules:
     def __init__(self, file: Any, ctx: _Ctx) -> None:
         super().__init__(file, encoding="latin1")  # type: ignore[call-arg]
         self._ctx = ctx
-        if ctx.budget is not None and not ctx.in_memory and hasattr(
-            self, "_file_read"
-        ):
+        if ctx.budget is not None and not ctx.in_memory and hasattr(self, "_file_read"):
             # The pure-Python unpickler reads through these: each read is
             # counted before it is made (the C one reads checked buffers).
             self._file_read, self._file_readline = charged_reads(file, ctx.budget)
