@@ -6,11 +6,13 @@ no Python headers) the wheel is built pure Python with a warning, and
 skips the compilation on purpose (the universal wheel of a release).
 
 Regular wheels get the compiled module inside; editable installs get it
-next to the sources, where the editable path finds it.
+next to the sources, where the editable path finds it (see :func:`place`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import os
 import shutil
 import tempfile
@@ -19,6 +21,34 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 _SOURCE = os.path.join("src", "para_core", "_speedups.c")
+
+
+def place(built: str, target: str) -> bool:
+    """Put a copy of the file ``built`` at ``target``; True if it changed.
+
+    ``target`` is the extension module of an editable install, which running
+    processes (a test session, a server) have mapped. Writing into that file
+    (``shutil.copyfile`` truncates and rewrites the same inode) changes their
+    code pages under them: each such process dies of SIGBUS or SIGSEGV at its
+    next call into the module, every time an environment of the same
+    checkout is built. So the copy is written beside the target and renamed
+    over it: the processes keep the old inode, new imports get the new file.
+    An identical file is left as it is.
+    """
+    if os.path.exists(target) and filecmp.cmp(built, target, shallow=False):
+        return False
+    folder, name = os.path.split(target)
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(built, "rb") as source:
+            shutil.copyfileobj(source, out)
+        shutil.copymode(built, partial)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    return True
 
 
 class SpeedupsBuildHook(BuildHookInterface):
@@ -46,7 +76,7 @@ class SpeedupsBuildHook(BuildHookInterface):
             return
         name = os.path.basename(built)
         if version == "editable":
-            shutil.copyfile(built, os.path.join(self.root, "src", "para_core", name))
+            place(built, os.path.join(self.root, "src", "para_core", name))
         else:
             build_data["force_include"][built] = f"para_core/{name}"
         build_data["pure_python"] = False

@@ -441,10 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             for job in jobs
         }
         results = {job: future.result() for job, future in futures.items()}
-    # A session killed by a signal is run once more, and said loudly: a
-    # segmentation fault seen about once in seven scikit-learn sessions on
-    # para (open bug, see docs/migrating.rst) must not hide the comparison of
-    # every other file, nor pass unnoticed.
+    # A session killed by a signal is run once more, and said loudly: one
+    # crash must not hide the comparison of every other file, nor pass
+    # unnoticed. (The segmentation faults once seen in scikit-learn sessions
+    # were the checkout's build rewriting the C accelerator under them,
+    # fixed in para-core's hatch_build.py.)
     crashes = []
     for job, run in list(results.items()):
         if run.returncode is not None and run.returncode < 0:

@@ -27,18 +27,4 @@ KNOWN_FAILURES: dict[str, str] = {
         "('The executor underlying Parallel ...'), and Parallel has no "
         "_aborting attribute (read by the test)"
     ),
-    "test_parallel.py::<process>": (
-        "para-core: the pytest process of test_parallel.py dies of a "
-        "segmentation fault in the main thread in about half of the runs, at "
-        "varying places where delayed() objects are made or dropped: reading "
-        "a generator of delayed() calls (test_simple_parallel with a spawn "
-        "context; test_abort_backend[2-None]) and delayed.forget() at the end "
-        "of a call (test_initializer_reused[4]); not reproduced in isolation; "
-        "_speedups.c reviewed for refcount errors without finding one"
-    ),
-    "test_init.py::<process>": (
-        "para-core: once, the process of test_init.py (which only runs "
-        "'from joblib import *') ended with SIGSEGV after its test passed, "
-        "at interpreter exit; not reproduced in 8 runs, cause unknown"
-    ),
 }
