@@ -162,8 +162,12 @@ def _write_to(
     method, level = comp
     cfile = _compressors._COMPRESSORS[method].compressor_file(raw, compresslevel=level)
     # Compressors work best on ~1 MiB pieces: buffer the pickler's frames,
-    # and feed big arrays in slices of that size.
-    out = io.BufferedWriter(cfile, buffer_size=_BUFFER)
+    # and feed big arrays in slices of that size. zstd keeps what it is
+    # given until the stream is big (see ZstdFile): no buffer in front.
+    if method == "zstd":
+        out = cfile
+    else:
+        out = io.BufferedWriter(cfile, buffer_size=_BUFFER)
     try:
         # zstd files are para's own (joblib cannot read zstd), so arrays in
         # them may be byte-shuffled when that compresses better.

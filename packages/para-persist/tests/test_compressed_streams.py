@@ -1,5 +1,6 @@
 """Compressed para streams: small ones are read whole into memory and run
-through the C unpickler; bigger ones are read on from the look-ahead."""
+through the C unpickler, bigger ones are read on from the look-ahead; a
+moderate zstd stream is compressed from the only copy of the pickle."""
 
 from __future__ import annotations
 
@@ -182,3 +183,21 @@ def test_read_ahead_and_resumed_read_like_one_stream():
                 assert got and data[pos:].startswith(got)
             else:
                 assert getattr(resumed, op)(n) == getattr(plain, op)(n), (cut, op)
+
+
+def test_moderate_zstd_dump_holds_one_copy_of_the_pickle(folder):
+    pytest.importorskip("zstandard")
+    np = pytest.importorskip("numpy")
+    arr = np.random.default_rng(0).random(2_000_000)  # 16 MB: one-shot frames
+    value = {"a": arr, "objects": list(range(1000))}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        dump(value, folder / "m.zst")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The pickle once, plus the compressed frames (random doubles: ~95%).
+    assert peak <= 2.1 * arr.nbytes, peak
+    got = load(folder / "m.zst")
+    assert np.array_equal(got["a"], arr) and got["objects"] == value["objects"]
