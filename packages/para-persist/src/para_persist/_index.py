@@ -431,14 +431,14 @@ def read_ahead(f: Any, limit: int) -> tuple[bytearray, bool]:
     """
     buf = bytearray()
     while len(buf) <= limit:
-        piece = f.read(min(_READ_AHEAD, limit + 1 - len(buf)))
+        piece = f.read(min(_AHEAD_PIECE, limit + 1 - len(buf)))
         if not piece:
             return buf, True
         buf += piece
     return buf, False
 
 
-_READ_AHEAD = 1024**2
+_AHEAD_PIECE = 1024**2
 
 
 class Resumed:
