@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -90,3 +92,50 @@ def test_same_file_bytes_for_arrays(tmp_path):
     j = (tmp_path / "j.pkl").read_bytes()
     raw = arr.tobytes()
     assert p.index(raw) % 16 == 0 and j.index(raw) % 16 == 0
+
+
+# Files joblib's own test-suite ships (0.8.4 to 0.12, Python 3), used in place
+# from the installed wheel: para gives joblib's warnings, texts included.
+_DATA = Path(importlib.util.find_spec("joblib").origin).parent / "test" / "data"
+_SAMPLES = sorted(
+    p
+    for p in _DATA.glob("joblib_*")
+    if "py27" not in p.name and ".npy" not in p.name  # sibling array files
+)
+
+
+def _load_recording(lib, path, mmap_mode):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # numpy >= 2.4 about the dtype state of old pickles, not joblib's.
+        warnings.filterwarnings("ignore", message=".+align should be passed")
+        obj = lib.load(path, mmap_mode=mmap_mode)
+    return obj, [(w.category, str(w.message)) for w in caught]
+
+
+def test_joblib_sample_files_are_there():
+    names = [p.name for p in _SAMPLES]
+    assert any("_0.9" in n for n in names) and any("_0.10" in n for n in names)
+
+
+@pytest.mark.parametrize("mmap_mode", [None, "r"])
+@pytest.mark.parametrize("path", _SAMPLES, ids=lambda p: p.name)
+def test_joblib_sample_files_warn_as_joblib(path, mmap_mode):
+    if path.suffix == ".lz4":
+        pytest.importorskip("lz4")
+    got, got_warnings = _load_recording(para_persist, path, mmap_mode)
+    ref, ref_warnings = _load_recording(joblib, path, mmap_mode)
+    assert got_warnings == ref_warnings
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref):
+        if isinstance(b, np.ndarray):
+            assert type(a) in (type(b), np.matrix)  # para keeps np.matrix
+            assert a.dtype == b.dtype
+            if b.dtype.hasobject:
+                assert list(a.ravel()) == list(b.ravel())
+            else:
+                assert np.array_equal(a, b)
+        else:
+            assert a == b
+    del got, ref
+    gc.collect()

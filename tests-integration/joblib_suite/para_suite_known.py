@@ -8,10 +8,6 @@ remove it from the list).
 """
 
 KNOWN_FAILURES: dict[str, str] = {
-    "test_numpy_pickle.py::test_joblib_pickle_across_python_versions_with_mmap": (
-        "para-persist _npwrp.py: no UserWarning when memory-mapping an array "
-        "of a joblib 0.10-0.11 file written without alignment padding"
-    ),
     "test_parallel.py::test_backend_context_manager": (
         'para-joblib (switch): with backend="multiprocessing" the active'
         " backend is para_core.MultiprocessingBackend, not the "

@@ -476,3 +476,29 @@ def test_threading_subclass_without_retrieve_callback(callbacks):
             3,
             4,
         ]
+
+
+@pytest.mark.parametrize("backend_class", [LokyBackend, MultiprocessingBackend])
+def test_batch_target_follows_the_callers_pickling_time(backend_class):
+    # Tasks that drag a large context along (scikit-learn's searches) take
+    # milliseconds each to pickle in the caller: batches then aim longer, so
+    # that the caller keeps up with the workers, up to joblib's 200 ms.
+    backend = backend_class()
+    backend._n_jobs = 2
+    base = backend_class.MIN_IDEAL_BATCH_DURATION
+    backend.start_call()
+    backend._note_pickling(0.0001)
+    assert base == backend.MIN_IDEAL_BATCH_DURATION
+    for _ in range(40):
+        backend._note_pickling(0.007)
+    assert pytest.approx(10 * 2 * 0.007, rel=0.02) == backend.MIN_IDEAL_BATCH_DURATION
+    for _ in range(40):
+        backend._note_pickling(1.0)
+    assert backend.MIN_IDEAL_BATCH_DURATION == 0.2
+    # compute_batch_size aims at the new target.
+    backend._effective_batch_size, backend._smoothed_batch_duration = 4, 0.05
+    assert backend.compute_batch_size() == 16
+    # A new call starts from the class's target again.
+    backend.start_call()
+    assert base == backend.MIN_IDEAL_BATCH_DURATION
+    assert base == backend_class.MIN_IDEAL_BATCH_DURATION

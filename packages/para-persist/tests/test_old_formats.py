@@ -13,8 +13,9 @@ import pytest
 np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
-from para_persist import CorruptFileError, load  # noqa: E402
+from para_persist import CorruptFileError, dump, load  # noqa: E402
 from para_persist._npwrp import read_zfile, write_zfile  # noqa: E402
+from para_persist._pickler import HEAD  # noqa: E402
 
 
 def _expected():
@@ -62,9 +63,85 @@ def test_sample_files_with_mmap(joblib_files):
 
 
 def test_sample_file_unaligned_mmap_warns(joblib_files):
-    path = joblib_files / "joblib_0.10.0_pickle_py33_np18.pkl"
-    with pytest.warns(UserWarning, match="not 16-byte aligned"):
-        load(path, mmap_mode="r")
+    # joblib 0.10-0.11 wrote no padding: each of the three arrays mapped from
+    # these files starts off a multiple of 16 bytes and gets joblib's warning.
+    files = [p for p in _sample_files(joblib_files) if p.suffix == ".pkl"]
+    assert len(files) >= 4
+    for path in files:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = load(path, mmap_mode="r")
+        assert [w.category for w in caught] == [UserWarning] * 3, path
+        for w, arr in zip(caught, [got[0], got[1], got[4]]):
+            assert str(w.message) == (
+                f"The memmapped array {np.asarray(arr)} loaded from the file "
+                f"{path} is not byte aligned. This may cause segmentation "
+                "faults if this memmapped array is used in some libraries "
+                "like BLAS or PyTorch. To get rid of this warning, regenerate "
+                "your pickle file with joblib >= 1.2.0. See "
+                "https://github.com/joblib/joblib/issues/563 for more details"
+            )
+        del got
+        # In memory, nothing to warn about.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            load(path)
+
+
+def test_aligned_files_map_without_warning(folder):
+    value = [np.arange(5, dtype="<i8"), np.arange(3.0), np.empty((0, 2))]
+    dump(value, folder / "p.pkl")
+    data = (folder / "p.pkl").read_bytes()
+    # The same bytes without para's head: joblib's own layout, read as a
+    # stream; both carry joblib's alignment metadata.
+    (folder / "j.pkl").write_bytes(data[len(HEAD) :])
+    for name in ("p.pkl", "j.pkl"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = load(folder / name, mmap_mode="r")
+        assert all(type(a) is np.memmap for a in got)
+        del got
+
+
+_OLD_FORMAT = (
+    "The file '{}' has been generated with a joblib version less than 0.10. "
+    "Please regenerate this pickle file."
+)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("mmap_mode", [None, "r"])
+def test_joblib_09_files_give_joblibs_deprecation_warning(
+    folder, joblib09, compressed, mmap_mode
+):
+    a = np.arange(6.0)
+    path = _write_09(folder, lambda w: [w(a), w(a + 1)], joblib09, compressed)
+    sys.modules.pop("joblib.numpy_pickle")
+    sys.modules.pop("joblib")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = load(path, mmap_mode=mmap_mode)
+    # Once per load, however many arrays, pointing at the caller.
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert str(caught[0].message) == _OLD_FORMAT.format(path)
+    assert caught[0].filename == __file__
+    assert np.array_equal(got[1], a + 1)
+    del got
+    # Turned into an error, it is raised as itself.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        with pytest.raises(DeprecationWarning) as raised:
+            load(path, mmap_mode=mmap_mode)
+    assert str(raised.value) == _OLD_FORMAT.format(path)
+
+
+def test_current_files_give_no_deprecation_warning(folder, joblib_files):
+    dump([np.arange(3)], folder / "p.pkl")
+    for path in [folder / "p.pkl", *_sample_files(joblib_files)]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load(path)
+        assert not [w for w in caught if w.category is DeprecationWarning], path
 
 
 def test_sample_file_from_file_object(joblib_files):
@@ -136,15 +213,45 @@ def test_joblib_09_formats(folder, joblib09, compressed):
     )
     sys.modules.pop("joblib.numpy_pickle")
     sys.modules.pop("joblib")
-    ctx = pytest.warns(DeprecationWarning) if compressed else warnings.catch_warnings()
-    with ctx:
+    with pytest.warns(DeprecationWarning, match="less than 0.10"):
         got = load(path)
     assert np.array_equal(got["a"], a) and np.array_equal(got["b"][0], b)
     assert got["b"][1] == "text"
     if not compressed:
-        mm = load(path, mmap_mode="r")
+        with pytest.warns(DeprecationWarning, match="less than 0.10"):
+            mm = load(path, mmap_mode="r")
         assert isinstance(mm["a"], np.memmap)
         del mm
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"ensure_native_byte_order": False}, {"mmap_mode": "r"}]
+)
+def test_joblib_09_sibling_arrays_turn_native_as_joblib(folder, joblib09, kwargs):
+    # joblib's reader of 0.8-0.9 sibling .npy files turns a foreign-order
+    # array native whatever load is asked (a memory map becomes a copy in
+    # memory then); by its rule, a structured one with an order-less field
+    # stays as stored (and mapped).
+    other = ">" if sys.byteorder == "little" else "<"
+    plain = np.arange(6, dtype=other + "i4").reshape(2, 3)
+    record = np.array([(1, b"ab"), (2, b"c")], dtype=[("a", other + "i4"), ("s", "S2")])
+    path = _write_09(folder, lambda w: [w(plain), w(record)], joblib09, False)
+    sys.modules.pop("joblib.numpy_pickle")
+    sys.modules.pop("joblib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        got_plain, got_record = load(path, **kwargs)
+    assert got_plain.dtype == plain.dtype.newbyteorder("=")
+    assert got_plain.dtype.isnative and got_plain.flags.writeable
+    assert np.array_equal(got_plain, plain)
+    assert got_record.dtype == record.dtype
+    assert got_record.tobytes() == record.tobytes()
+    if "mmap_mode" in kwargs:
+        assert type(got_record) is np.memmap and got_record.mode == "r"
+        assert not got_record.flags.writeable
+    else:
+        assert type(got_record) is np.ndarray
+    del got_plain, got_record
 
 
 def test_zfile_rejects_impossible_length(folder):
@@ -156,7 +263,10 @@ def test_zfile_rejects_impossible_length(folder):
         read_zfile(io.BytesIO(bad))
     (folder / "bad.pkl").write_bytes(bad)
     # Recognised as a joblib < 0.10 file (which warns), then refused.
-    with pytest.raises(CorruptFileError), pytest.warns(DeprecationWarning):
+    with (
+        pytest.raises(CorruptFileError),
+        pytest.warns(DeprecationWarning, match="less than 0.10"),
+    ):
         load(folder / "bad.pkl")
 
 

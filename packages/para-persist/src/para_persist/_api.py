@@ -475,6 +475,16 @@ def _warn_mmap_ignored(f: Any, kind: str | None, mmap_mode: str) -> None:
     warnings.warn(msg, stacklevel=4)
 
 
+def _warn_old_format(ctx: _Ctx, stacklevel: int) -> None:
+    """joblib's DeprecationWarning for a file written by joblib < 0.10."""
+    warnings.warn(
+        f"The file '{ctx.filename or ''}' has been generated with a joblib "
+        "version less than 0.10. Please regenerate this pickle file.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
     n = max(_compressors._max_prefix_len(), len(HEAD))
     user_f = f
@@ -491,15 +501,12 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
     if mmap_asked is not None:
         _warn_mmap_ignored(user_f, kind, mmap_asked)
     if kind == "compat":
-        warnings.warn(
-            f"The file {ctx.filename!r} was written by joblib < 0.10; dump it "
-            "again to get the current format.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        _warn_old_format(ctx, stacklevel=4)
         stream = io.BytesIO(read_zfile(f))
         ctx.stream, ctx.file_size, ctx.mmap_mode = stream, None, None
-        return stream_unpickler(stream, ctx).load()
+        obj = stream_unpickler(stream, ctx).load()
+        ctx.sibling_arrays = False  # warned already
+        return obj
     if kind is not None:
         if ctx.mmap_mode is not None:
             warnings.warn(
@@ -570,9 +577,12 @@ def load(
         instead of reading them; they come back as ``numpy.memmap``.
         Ignored, with a warning, for compressed files.
     ensure_native_byte_order : bool or 'auto', default 'auto'
-        Convert arrays to the machine's byte order. ``'auto'`` means True
-        without ``mmap_mode`` and False with it; True with ``mmap_mode`` is
-        an error.
+        Convert arrays to the machine's byte order, as joblib does: those
+        stored as array blocks whose whole dtype is in the other order (a
+        plain dtype, or a structured one whose top-level fields all are
+        plain types in that order); other arrays keep the stored order.
+        ``'auto'`` means True without ``mmap_mode`` and False with it; True
+        with ``mmap_mode`` is an error.
     trusted : bool, default True
         ``True`` unpickles like joblib: the file may run any code, so only
         load files you trust. ``False`` is the way to open files from
@@ -678,8 +688,17 @@ def load(
     try:
         if buf is not None:
             return _fast_load(BufferFile(buf), len(buf), ctx)
-        return _load_from(f, ctx, is_path, None if is_path else mmap_mode)
-    except (UnsafeLoadError, CorruptFileError, FileNotFoundError, KeyboardInterrupt):
+        obj = _load_from(f, ctx, is_path, None if is_path else mmap_mode)
+        if ctx.sibling_arrays:  # placeholders of joblib 0.8-0.9, warned once
+            _warn_old_format(ctx, stacklevel=3)
+        return obj
+    except (
+        UnsafeLoadError,
+        CorruptFileError,
+        FileNotFoundError,
+        KeyboardInterrupt,
+        Warning,  # a warning turned into an error (-W error) stays itself
+    ):
         raise
     except UnicodeDecodeError as exc:
         if codecs.lookup(exc.encoding).name != codecs.lookup(ctx.encoding).name:

@@ -160,8 +160,32 @@ def _readinto_exact(f: Any, buf: Any, what: str, chunk: int = 0) -> None:
             got += k
 
 
+# The byte-order mark numpy gives a dtype in the other order than this host's
+# (it spells this host's order "=").
+_FOREIGN = ">" if sys.byteorder == "little" else "<"
+
+
+def _goes_native(dtype: Any) -> bool:
+    """Whether joblib's loader turns an array of ``dtype`` to native order.
+
+    Only the whole of a dtype in the foreign order is turned: a plain one, or
+    a structured one whose top-level fields all are plain foreign types. A
+    structured dtype with a native field, a field without byte order (bytes,
+    bool), a nested structure or a sub-array field is left as stored, as
+    joblib 1.6 leaves it; so is every dtype in this host's order.
+    """
+    if dtype.isnative:
+        return False
+    if dtype.byteorder == _FOREIGN:
+        return True
+    fields = dtype.fields
+    if dtype.byteorder != "|" or not fields:
+        return False
+    return all(field[0].byteorder == _FOREIGN for field in fields.values())
+
+
 def _finish(np: Any, arr: Any, subclass: type, native: bool) -> Any:
-    if native and not arr.dtype.isnative:
+    if native and _goes_native(arr.dtype):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if subclass is not np.ndarray and subclass is not np.memmap:
         arr = arr.view(subclass)
@@ -199,7 +223,7 @@ def _read_big_segment(
             f"metadata says {nbytes} (+ padding)"
         )
     data_offset = offset + 1 + pad[0]
-    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap") and nbytes:
+    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap"):
         return _finish(
             np, _memmap(np, ctx, dtype, shape, order, data_offset), w.subclass, False
         )
@@ -322,7 +346,7 @@ def segment_unwrapper(ctx: Any) -> Any:
                     f"bad array order {order!r}; expected 'C' or 'F'"
                 )
             arr = arr.reshape(shape, order=order)
-        if native and not dtype.isnative:
+        if native and not dtype.isnative and _goes_native(dtype):
             arr = arr.astype(dtype.newbyteorder("="))
         return arr
 
@@ -367,6 +391,20 @@ def _read_stream(w: Any, ctx: Any, unpickler_factory: Any) -> Any:
     return _read_stream_data(w, ctx, f, np, dtype, shape, order, nbytes, big)
 
 
+def _warn_unaligned(arr: Any, ctx: Any) -> None:
+    """joblib's warning for a map of an array of a joblib < 1.2 file that
+    does not start on a multiple of 16 bytes (no padding then)."""
+    name = getattr(ctx.mapfile, "name", ctx.filename)  # the path as given
+    warnings.warn(
+        f"The memmapped array {arr} loaded from the file {name} is not byte "
+        "aligned. This may cause segmentation faults if this memmapped array "
+        "is used in some libraries like BLAS or PyTorch. To get rid of this "
+        "warning, regenerate your pickle file with joblib >= 1.2.0. See "
+        "https://github.com/joblib/joblib/issues/563 for more details",
+        stacklevel=2,
+    )
+
+
 def _read_stream_data(
     w: Any,
     ctx: Any,
@@ -384,17 +422,12 @@ def _read_stream_data(
             f"array of {nbytes} bytes does not fit in the "
             f"{ctx.file_size - f.tell()} bytes left in the file"
         )
-    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap") and nbytes:
+    if ctx.mmap_mode is not None and w.__dict__.get("allow_mmap"):
         offset = f.tell()
-        if not aligned and offset % NUMPY_ARRAY_ALIGNMENT_BYTES:
-            warnings.warn(
-                f"The array mapped from {ctx.filename!r} at offset {offset} is "
-                "not 16-byte aligned (file written before joblib 1.2); some "
-                "libraries may crash on it. Dump the object again to fix this.",
-                stacklevel=2,
-            )
         arr = _memmap(np, ctx, dtype, shape, order, offset)
         f.seek(offset + nbytes)
+        if not aligned and offset % NUMPY_ARRAY_ALIGNMENT_BYTES:
+            _warn_unaligned(arr, ctx)
         if big:
             ctx.stream_blocks.append((None, _checksum.count(nbytes)))
         return _finish(np, arr, w.subclass, False)
@@ -472,6 +505,7 @@ def _sibling_path(w: Any, ctx: Any) -> str:
 
 def _read_sibling(w: Any, ctx: Any) -> Any:
     np = _np()
+    ctx.sibling_arrays = True  # load warns that the format is deprecated
     path = _sibling_path(w, ctx)
     if isinstance(w, ZNDArrayWrapper):
         init_args = w.__dict__.get("init_args")
@@ -506,7 +540,9 @@ def _read_sibling(w: Any, ctx: Any) -> Any:
     subclass = w.__dict__.get("subclass", np.ndarray)
     if not (isinstance(subclass, type) and issubclass(subclass, np.ndarray)):
         raise CorruptFileError(f"bad array class {subclass!r}")
-    return _finish(np, arr, subclass, ctx.mmap_mode is None)
+    # joblib turns these arrays native whatever load was asked (memory maps
+    # included: they become arrays in memory then).
+    return _finish(np, arr, subclass, True)
 
 
 def _np_reconstruct(np: Any) -> Any:

@@ -235,9 +235,8 @@ def _canonical_dtype(np: Any, dt: Any, depth: int = 0) -> Any:
 class SafeRules:
     """The checks of one safe load; see the module docstring."""
 
-    def __init__(self, allowed: frozenset[tuple[str, str]], native: bool) -> None:
+    def __init__(self, allowed: frozenset[tuple[str, str]]) -> None:
         self.allowed = allowed
-        self.native = native
         self._np: Any = None
         self._allowed_objs: dict[int, Any] = {}
         # Arrays and dtypes this load made, waiting for their one BUILD.
@@ -421,10 +420,8 @@ class SafeRules:
             raise CorruptFileError(
                 f"numpy buffer of {n} bytes for {count} x {dtype.itemsize} bytes"
             )
-        arr = np.frombuffer(buf, dtype, count).reshape(shape, order=order)
-        if self.native and not dtype.isnative:
-            arr = arr.astype(dtype.newbyteorder("="))
-        return arr
+        # The byte order stays as stored (see _unpickler._resolve).
+        return np.frombuffer(buf, dtype, count).reshape(shape, order=order)
 
     # -- BUILD ----------------------------------------------------------------
     def build(self, inst: Any, state: Any) -> bool:

@@ -113,6 +113,7 @@ class _Ctx:
         # by default, as joblib, so that a Python 2 file fails with its message.
         self.encoding = "ASCII"
         self.arrays_read = 0
+        self.sibling_arrays = False  # read arrays of a joblib < 0.10 dump
         # Checksums of a para file (see _checksum): algorithm (None: do not
         # check), digests of each big block by offset, digests a stream has.
         self.algo: int | None = None
@@ -123,7 +124,7 @@ class _Ctx:
         self.stream_blocks: list[Any] = []
         self.index: Any = None  # the checked footer of a para file
         self._classes: dict[str, type] = {}
-        self.rules = SafeRules(allowed, native) if safe else None
+        self.rules = SafeRules(allowed) if safe else None
 
     @property
     def dirname(self) -> str:
@@ -200,16 +201,6 @@ def _numpy_module(module: str) -> str:
     return module
 
 
-def _frombuffer(ctx: _Ctx, real: Any) -> Any:
-    def frombuffer(*args: Any) -> Any:
-        arr = real(*args)
-        if ctx.native and not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        return arr
-
-    return frombuffer
-
-
 def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
     renamed = _compat_pickle.NAME_MAPPING.get((module, name))
     if renamed is not None:  # e.g. Python 2's __builtin__.xrange
@@ -228,10 +219,10 @@ def _resolve(ctx: _Ctx, module: str, name: str, default: Any) -> Any:
         return ctx.unwrapper()
     if ctx.rules is not None:
         return ctx.rules.resolve(module, name, default)
-    obj = default(module, name)
-    if name == "_frombuffer" and module.startswith("numpy"):
-        return _frombuffer(ctx, obj)
-    return obj
+    # Arrays pickled by numpy itself (items of an object array, ndarray
+    # subclasses, protocol < 5) keep their byte order: joblib only turns
+    # those it reads from its own array blocks.
+    return default(module, name)
 
 
 class _LoadRules:
