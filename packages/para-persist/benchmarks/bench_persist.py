@@ -1,11 +1,15 @@
-"""para_persist vs joblib (and numpy) on the workloads of issue 3.
+"""para_persist vs joblib (and numpy) on the workloads of issue 3 (and the
+forest of issue 14).
 
-Each operation runs ``--repeat`` times, alternating para and joblib, and the
-best time is kept. Files go to /dev/shm (tmpfs) when it exists.
+Each operation runs ``--repeat`` times (the 1 GB rows ``--rounds`` times),
+alternating para and joblib, and the best time is kept. Files go to /dev/shm
+(tmpfs) when it exists. ``--only`` runs some groups of rows: raw (1 GB
+array), objects, zstd, zlib (issue 14's forest), lz4.
 
 Usage::
 
-    python bench_persist.py [--quick] [--repeat N] [--json PATH]
+    python bench_persist.py [--quick] [--repeat N] [--rounds N]
+                            [--only GROUP ...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ def _forest(quick):
     return RandomForestClassifier(20 if quick else 100, random_state=0).fit(x, y)
 
 
-def run(quick: bool, repeat: int, only: tuple[str, ...] = GROUPS) -> list[dict]:
+def run(
+    quick: bool, repeat: int, only: tuple[str, ...] = GROUPS, big_rounds: int = 6
+) -> list[dict]:
     folder = tempfile.mkdtemp(
         prefix="para-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
     )
@@ -108,7 +114,7 @@ def run(quick: bool, repeat: int, only: tuple[str, ...] = GROUPS) -> list[dict]:
             # A 1 GB pass takes well under a second but swings by a third with
             # the page allocator's state (kernel reclaim, other processes): more
             # rounds, alternated, each side keeping its best.
-            big_rounds = max(repeat, 6)
+            big_rounds = max(repeat, big_rounds)
             pair(label, "dump", lambda: para_persist.dump(big, p),
                  lambda: joblib.dump(big, j), 1.3, rounds=big_rounds)  # fmt: skip
             pair(label, "load", lambda: para_persist.load(p),
@@ -192,11 +198,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--rounds", type=int, default=6, help="alternated rounds of the 1 GB rows"
+    )
+    parser.add_argument(
         "--only", nargs="*", choices=GROUPS, default=list(GROUPS), help="row groups"
     )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = parser.parse_args()
-    results = run(args.quick, args.repeat, tuple(args.only))
+    results = run(args.quick, args.repeat, tuple(args.only), args.rounds)
     head = f"{'workload':42} {'op':16} {'para s':>9} {'other s':>9} {'ratio':>7} "
     print(head + f"{'target':>7}  met")
     for r in results:
