@@ -25,7 +25,8 @@ def small_pieces(monkeypatch):
     # this chunk size too, written and read in this process).
     monkeypatch.setattr(_bigio, "_PIECE", 256 * 1024 + 8)
     monkeypatch.setattr(_checksum, "CHUNK", 256 * 1024 + 8)
-    monkeypatch.setattr(_bigio, "_POPULATE", 64 * 1024)
+    for step in ("_WRITE_STEP", "_FILL_STEP", "_READ_STEP"):
+        monkeypatch.setattr(_bigio, step, 64 * 1024)
     before = threading.active_count()
     yield
     _join_releases()

@@ -29,8 +29,10 @@ from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, LoadLimitError, UnsafeLoadError
 from ._index import (
     BufferFile,
+    Resumed,
     SummedStream,
     mark_writable,
+    read_ahead,
     read_index,
     skip_trailer,
 )
@@ -57,6 +59,10 @@ _READ_BUFFER = 64 * 1024
 # checked before the C unpickler reads them. dump writes the size for streams
 # under the same bound; a forged size costs at most this much memory.
 _IN_MEMORY = _compressors._ZSTD_THREADED_MIN
+# Other compressed para streams that may be this small are read ahead into
+# memory: whole if they are, else the look-ahead is the extra memory a load
+# holds.
+_READ_AHEAD = 8 * 1024**2
 # Uncompressed para files up to this size are read whole by ``load``.
 _WHOLE_FILE = 1024**2
 _O_FLAGS = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -157,8 +163,12 @@ def _write_to(
     method, level = comp
     cfile = _compressors._COMPRESSORS[method].compressor_file(raw, compresslevel=level)
     # Compressors work best on ~1 MiB pieces: buffer the pickler's frames,
-    # and feed big arrays in slices of that size.
-    out = io.BufferedWriter(cfile, buffer_size=_BUFFER)
+    # and feed big arrays in slices of that size. zstd keeps what it is
+    # given until the stream is big (see ZstdFile): no buffer in front.
+    if method == "zstd":
+        out = cfile
+    else:
+        out = io.BufferedWriter(cfile, buffer_size=_BUFFER)
     try:
         # zstd files are para's own (joblib cannot read zstd), so arrays in
         # them may be byte-shuffled when that compresses better.
@@ -306,9 +316,20 @@ def _fast_load(f: Any, size: int, ctx: _Ctx) -> Any:
     return obj
 
 
-def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
+def _load_compressed(dec: Any, ctx: _Ctx, compressed: int | None = None) -> Any:
+    """Unpickle a decompressed stream (``compressed``: its size in the file,
+    if known)."""
     peek = getattr(dec, "peek", None)
     para = peek is not None and peek(len(HEAD))[: len(HEAD)] == HEAD
+    if para and (compressed is None or compressed <= _READ_AHEAD):
+        # Most compressed para files are small (a fitted model): read whole,
+        # checked, and run through the C unpickler, several times faster
+        # than the pure-Python one a stream needs. A stream that turns out
+        # bigger is read on from where the look-ahead stopped.
+        head, whole = read_ahead(dec, _READ_AHEAD)
+        if whole:
+            return _fast_load(BufferFile(head), len(head), ctx)
+        dec = Resumed(head, dec)
     stream = SummedStream(dec) if para else dec
     ctx.stream = stream
     ctx.para_stream = para
@@ -326,6 +347,19 @@ def _load_compressed(dec: Any, ctx: _Ctx) -> Any:
             return obj
         if budget is not None:
             budget.take(len(tail), "data after the end of the pickle")
+
+
+def _compressed_size(f: Any) -> int | None:
+    """Bytes left in seekable ``f`` (None: unknown)."""
+    try:
+        if not f.seekable():
+            return None
+        start = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(start)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return end - start
 
 
 def _regular_file_size(f: Any) -> int | None:
@@ -506,9 +540,10 @@ def _load_from(f: Any, ctx: _Ctx, is_path: bool, mmap_asked: Any = None) -> Any:
                     return _fast_load(BufferFile(buf), total, ctx)
                 del buf
             f.seek(start)  # the stream unpickler reads the rest
+        compressed = _compressed_size(f)
         dec = _compressors._COMPRESSORS[kind].decompressor_file(f)
         try:
-            return _load_compressed(dec, ctx)
+            return _load_compressed(dec, ctx, compressed)
         finally:
             dec.close()
     if is_path and head.startswith(HEAD):

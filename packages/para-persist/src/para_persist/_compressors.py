@@ -320,8 +320,10 @@ class _StreamFile(io.BufferedIOBase):
         try:
             if not self._reading:
                 tail = self._finish()
-                if tail:
-                    self._fp.write(tail)
+                # Pieces (zstd's frames) go out as they are: no joined copy.
+                for piece in tail if isinstance(tail, list) else [tail]:
+                    if len(piece):
+                        self._fp.write(piece)
                 if hasattr(self._fp, "flush"):
                     self._fp.flush()
         finally:
@@ -407,8 +409,10 @@ class ZstdFile(_StreamFile):
         self._zstd = zstandard
         self._level = compresslevel
         self._threads = threads
-        self._pending: list[bytes] | None = []
-        self._pending_size = 0
+        # What was written, kept until close while it stays moderate: one
+        # buffer that grows in place (the only copy of the pickle before it
+        # is compressed).
+        self._pending: bytearray | None = bytearray()
         super().__init__(filename, mode)
 
     def _open_reader(self) -> Any:
@@ -421,23 +425,22 @@ class ZstdFile(_StreamFile):
         if self._pending is not None:
             # Moderate outputs are compressed in one go at the end (and the
             # frame records their size, for ``load``'s in-memory path).
-            self._pending.append(bytes(data))
-            self._pending_size += len(self._pending[-1])
-            if self._pending_size < _ZSTD_THREADED_MIN:
+            self._pending += data
+            if len(self._pending) < _ZSTD_THREADED_MIN:
                 return b""
             pending, self._pending = self._pending, None
             self._writer = self._zstd.ZstdCompressor(
                 level=self._level, threads=self._threads, write_checksum=True
             ).compressobj()
-            return b"".join(self._writer.compress(chunk) for chunk in pending)
+            return self._writer.compress(pending)
         return self._writer.compress(data)
 
-    def _finish(self) -> bytes:
+    def _finish(self) -> Any:
         if self._pending is not None:
-            return self._one_shot(b"".join(self._pending))
+            return self._one_shot(self._pending)
         return self._writer.flush()
 
-    def _one_shot(self, data: bytes) -> bytes:
+    def _one_shot(self, data: bytearray) -> Any:
         """Compress ``data`` as frames that record their size."""
         zstd = self._zstd
         workers = self._threads if self._threads >= 0 else (os.cpu_count() or 1)

@@ -38,8 +38,10 @@ from ._unpickler import _Ctx
 
 __all__ = [
     "BufferFile",
+    "Resumed",
     "SummedStream",
     "mark_writable",
+    "read_ahead",
     "read_index",
     "skip_trailer",
 ]
@@ -425,3 +427,84 @@ class BufferFile:
         b[: len(chunk)] = chunk
         self._pos += len(chunk)
         return len(chunk)
+
+
+def read_ahead(f: Any, limit: int) -> tuple[bytearray, bool]:
+    """Stream ``f`` (a decompressor) read whole if it holds at most ``limit``
+    bytes (then True), else its first ``limit + 1`` bytes (then False).
+
+    Read in pieces (decompressors allocate what they are asked for, and
+    most streams are far smaller than ``limit``) into one buffer that grows
+    in place: no second copy of the whole.
+    """
+    buf = bytearray()
+    while len(buf) <= limit:
+        piece = f.read(min(_AHEAD_PIECE, limit + 1 - len(buf)))
+        if not piece:
+            return buf, True
+        buf += piece
+    return buf, False
+
+
+_AHEAD_PIECE = 1024**2
+
+
+class Resumed:
+    """A stream whose first bytes were read ahead (``read_ahead``): those
+    bytes, then the rest of the stream."""
+
+    def __init__(self, head: bytearray, rest: Any) -> None:
+        self._buf = head
+        self._head = memoryview(head)
+        self._at = 0
+        self._rest = rest
+
+    def _take(self, n: int) -> memoryview:
+        out = self._head[self._at : self._at + n]
+        self._at += len(out)
+        return out
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return bytes(self._take(len(self._head))) + self._rest.read()
+        out = bytes(self._take(n))
+        while len(out) < n:
+            more = self._rest.read(n - len(out))
+            if not more:
+                break
+            out += more
+        return out
+
+    def readinto(self, b: Any) -> int:
+        with memoryview(b) as view, view.cast("B") as target:
+            got = len(target)
+            head = self._take(got)
+            target[: len(head)] = head
+            if len(head) < got:
+                return len(head) + (self._rest.readinto(target[len(head) :]) or 0)
+            return got
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = 1 << 62
+        end = self._buf.find(b"\n", self._at, self._at + size)
+        if end >= 0:
+            return bytes(self._take(end + 1 - self._at))
+        out = bytes(self._take(size))
+        if len(out) < size:
+            out += self._rest.readline(size - len(out))
+        return out
+
+    def peek(self, n: int = 0) -> bytes:
+        if self._at < len(self._head):
+            return bytes(self._head[self._at : self._at + max(n, 1)])
+        return self._rest.peek(n)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._at + self._rest.tell() - len(self._head)

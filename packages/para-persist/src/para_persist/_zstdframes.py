@@ -169,8 +169,9 @@ def decompress_into(f: Any, found: list[tuple[int, int, int]]) -> bytearray:
     return buf
 
 
-def compress_frames(zstd: Any, level: int, data: Any, parts: int) -> bytes:
-    """``data`` as ``parts`` zstd frames compressed on zstandard's threads.
+def compress_frames(zstd: Any, level: int, data: Any, parts: int) -> list[Any]:
+    """``data`` as ``parts`` zstd frames compressed on zstandard's threads:
+    the frames, in order, as buffers to write out.
 
     Falls back to one frame on zstd's worker threads when this zstandard
     build has no ``multi_compress_to_buffer`` (its CFFI backend).
@@ -182,9 +183,9 @@ def compress_frames(zstd: Any, level: int, data: Any, parts: int) -> bytes:
         params = zstd.ZstdCompressionParameters.from_level(
             level, threads=parts, job_size=max(step, 1024**2), write_checksum=True
         )
-        return zstd.ZstdCompressor(compression_params=params).compress(data)
+        return [zstd.ZstdCompressor(compression_params=params).compress(data)]
     with memoryview(data) as view:
         pieces = [view[i : i + step] for i in range(0, len(view), step)]
         found = multi(pieces, threads=parts)
         del pieces
-    return b"".join(found[i].tobytes() for i in range(len(found)))
+    return [found[i] for i in range(len(found))]
