@@ -33,6 +33,31 @@ __all__ = ["Parallel", "delayed"]
 
 _BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
+_BUILTIN_INITS = {cls.__init__ for cls in _BUILTIN_BACKENDS}
+
+
+def _private_copy(backend: Any) -> Any:
+    """A new backend equal to the configured ``backend``, when one can be made.
+
+    Possible for the built-in classes and for their subclasses that add no
+    state of their own (joblib's ``MultiprocessingBackend`` of para_joblib):
+    a new instance from the same arguments is then the same backend. Other
+    instances are used as they are, as joblib does.
+    """
+    cls = type(backend)
+    builtin = cls in _BUILTIN_BACKENDS
+    if not builtin and not (
+        issubclass(cls, _BUILTIN_BACKENDS) and cls.__init__ in _BUILTIN_INITS
+    ):
+        return backend
+    copy = cls(
+        nesting_level=backend.nesting_level,
+        inner_max_num_threads=backend.inner_max_num_threads,
+        **backend.backend_kwargs,
+    )
+    if not builtin and not vars(backend).keys() <= vars(copy).keys():
+        return backend  # it was given attributes of its own
+    return copy
 
 
 class Parallel:
@@ -51,7 +76,9 @@ class Parallel:
     return_as : {"list", "generator", "generator_unordered"}
         A list, or a generator yielding results as they come (in input order,
         or in completion order); a generator releases each result once
-        consumed and cancels the remaining work when dropped.
+        consumed; dropped before its end, it cancels the remaining tasks and
+        stops those running (process workers are killed; threads, which
+        cannot be, are no longer waited for), as joblib does.
     verbose : int
         0 silent; above 0 prints joblib's progress lines on stderr (stdout
         from 50); above 10 reports every batch.
@@ -146,19 +173,19 @@ class Parallel:
         level = active.nesting_level
         if backend is None or isinstance(backend, _Default):
             backend = active
-            if type(backend) in _BUILTIN_BACKENDS:
-                # The configured instance may be shared by concurrent calls
-                # (e.g. nested calls in several threads): use a private one.
-                backend = type(backend)(
-                    nesting_level=backend.nesting_level,
-                    inner_max_num_threads=backend.inner_max_num_threads,
-                    **backend.backend_kwargs,
-                )
+            # The configured instance may be shared by concurrent calls
+            # (e.g. nested calls in several threads): use a private one.
+            backend = _private_copy(backend)
         elif isinstance(backend, ParallelBackendBase):
             if backend.nesting_level is None:
                 backend.nesting_level = level
         elif hasattr(backend, "Pool") and hasattr(backend, "Lock"):
-            backend = MultiprocessingBackend(nesting_level=level, context=backend)
+            # A multiprocessing context: the class registered under that name
+            # (para_joblib registers joblib's), else para-core's.
+            cls = _registry.BACKENDS.get("multiprocessing")
+            if not (isinstance(cls, type) and issubclass(cls, MultiprocessingBackend)):
+                cls = MultiprocessingBackend
+            backend = cls(nesting_level=level, context=backend)
         elif isinstance(backend, str):
             backend = _registry._make_backend(backend, nesting_level=level)
         else:
@@ -196,6 +223,9 @@ class Parallel:
             )
         self._in_context = False
         self._running = False
+        # joblib's flag: the last call ended early (an error, an interruption
+        # or a dropped generator) and its work was stopped.
+        self._aborting = False
         self._transport_session: Any = None
         self._n_jobs_resolved = 1
         self._lock = threading.Lock()
@@ -291,6 +321,7 @@ class Parallel:
                     "or create another Parallel instance."
                 )
             self._running = True
+            self._aborting = False
         custom_progress = type(self).print_progress is not Parallel.print_progress
         call = _Call(self, iterable, custom_progress)
         if self.return_as == "list":

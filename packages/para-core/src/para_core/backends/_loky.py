@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _ledger, _lifeline
-from .._mp import TerminatedWorkerError, loky
+from .._mp import ShutdownExecutorError, TerminatedWorkerError, loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
 from ._process import _ProcessBackendMixin
@@ -18,6 +18,16 @@ __all__ = ["LokyBackend"]
 
 # Batch tokens (see _ledger): unique in this process, never 0.
 _TOKENS = itertools.count(1)
+
+# joblib's text when the shared executor was shut down under a call: another
+# call's generator, dropped, stopped the workers (see _abort).
+_SHUT_DOWN = (
+    "The executor underlying Parallel has been shutdown. This is likely due "
+    "to the garbage collection of a previous generator from a call to "
+    "Parallel with return_as='generator'. Make sure the generator is not "
+    "garbage collected when submitting a new job or that it is first "
+    "properly exhausted."
+)
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
@@ -88,12 +98,22 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
         token = next(_TOKENS)
-        future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        try:
+            future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        except ShutdownExecutorError as exc:
+            raise RuntimeError(_SHUT_DOWN) from exc
         future.para_token = token
         future.add_done_callback(self._note_death)
         if callback is not None:
             future.add_done_callback(callback)
         return future
+
+    @staticmethod
+    def _retrieve_packet(future: Any) -> Any:
+        try:
+            return future.result()
+        except ShutdownExecutorError as exc:
+            raise RuntimeError(_SHUT_DOWN) from exc
 
     # Tokens of the batches that ran on a worker that died (see _ledger).
     dead_tokens: frozenset = frozenset()
