@@ -346,17 +346,19 @@ def test_multiprocessing_context_is_recorded(no_leftovers):
 
 
 class _PlainSubclass(MultiprocessingBackend):
-    """Adds behaviour, no state: para_joblib's MultiprocessingBackend."""
+    """Holds nothing but its arguments, and says so (as para_joblib's)."""
+
+    _para_private_copy = True
 
 
-class _StatefulSubclass(MultiprocessingBackend):
-    """Keeps an argument of its own, as ray's RayBackend does."""
+class _StatefulSubclass(_PlainSubclass):
+    """Keeps state its caller reads (as joblib's test backends do)."""
 
-    def __init__(self, nesting_level=None, inner_max_num_threads=None, extra=None):
-        self.extra = extra
-        super().__init__(
-            nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads
-        )
+    calls = 0
+
+    def start_call(self):
+        super().start_call()
+        self.calls += 1
 
 
 @pytest.fixture
@@ -367,7 +369,9 @@ def multiprocessing_registered():
     register_parallel_backend("multiprocessing", before)
 
 
-def test_configured_backend_is_private_to_each_parallel(multiprocessing_registered):
+def test_configured_backend_is_private_to_each_parallel(
+    multiprocessing_registered, no_leftovers
+):
     # Concurrent calls under one parallel_config must not share the pool
     # state of one backend instance: each Parallel gets its own, when a new
     # one equal to the configured one can be made.
@@ -383,14 +387,14 @@ def test_configured_backend_is_private_to_each_parallel(multiprocessing_register
         mine = Parallel()._backend
         assert type(mine) is _PlainSubclass and mine is not active
         assert mine.backend_kwargs == {"maxtasksperchild": 5}
-    # Instances whose class keeps state of its own are used as given.
-    stateful = _StatefulSubclass(extra={"num_cpus": 1})
+    # A subclass does not inherit the promise: its instance is used as given
+    # and keeps what its methods record.
+    stateful = _StatefulSubclass()
     with parallel_config(backend=stateful):
-        assert Parallel(n_jobs=2)._backend is stateful
-    plain = _PlainSubclass()
-    plain.note = "set by the user"
-    with parallel_config(backend=plain):
-        assert Parallel(n_jobs=2)._backend is plain
+        par = Parallel(n_jobs=2)
+        assert par._backend is stateful
+    assert par(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    assert stateful.calls == 1
 
 
 def test_context_as_backend_uses_the_registered_class(

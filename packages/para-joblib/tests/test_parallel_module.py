@@ -59,6 +59,8 @@ def test_multiprocessing_name_activates_the_class_users_import(jl):
             assert type(active) is backends.MultiprocessingBackend and n_jobs == 2
             par = jl.Parallel()
             assert type(par._backend) is backends.MultiprocessingBackend
+            # para: each Parallel has its own (joblib shares the configured one)
+            assert (par._backend is active) == (jl.__name__ == "joblib")
             assert par(jl.delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
     spawn = multiprocessing.get_context("spawn")
     par = jl.Parallel(n_jobs=2, backend=spawn)

@@ -33,31 +33,25 @@ __all__ = ["Parallel", "delayed"]
 
 _BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
-_BUILTIN_INITS = {cls.__init__ for cls in _BUILTIN_BACKENDS}
 
 
 def _private_copy(backend: Any) -> Any:
     """A new backend equal to the configured ``backend``, when one can be made.
 
-    Possible for the built-in classes and for their subclasses that add no
-    state of their own (joblib's ``MultiprocessingBackend`` of para_joblib):
-    a new instance from the same arguments is then the same backend. Other
-    instances are used as they are, as joblib does.
+    For para-core's classes, and a subclass that says in its own body that
+    its instances hold nothing but their arguments (``_para_private_copy =
+    True``: para_joblib's ``MultiprocessingBackend``; its subclasses do not
+    inherit the promise). Other instances are used as given, as joblib does:
+    their methods may keep state the caller reads (joblib's tests do).
     """
     cls = type(backend)
-    builtin = cls in _BUILTIN_BACKENDS
-    if not builtin and not (
-        issubclass(cls, _BUILTIN_BACKENDS) and cls.__init__ in _BUILTIN_INITS
-    ):
+    if cls not in _BUILTIN_BACKENDS and not cls.__dict__.get("_para_private_copy"):
         return backend
-    copy = cls(
+    return cls(
         nesting_level=backend.nesting_level,
         inner_max_num_threads=backend.inner_max_num_threads,
         **backend.backend_kwargs,
     )
-    if not builtin and not vars(backend).keys() <= vars(copy).keys():
-        return backend  # it was given attributes of its own
-    return copy
 
 
 class Parallel:

@@ -140,6 +140,10 @@ class MultiprocessingBackend(para_core.MultiprocessingBackend):
     # after an error (joblib's abort_everything calls configure again).
     _configure_kwargs: dict = {}
     _foreign = False
+    # Instances hold only their arguments: para_core's Parallel gives each
+    # call its own copy of a configured one, as for its own classes (two
+    # calls under one parallel_config do not share a pool).
+    _para_private_copy = True
 
     def configure(
         self,
