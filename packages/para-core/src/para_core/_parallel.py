@@ -12,6 +12,7 @@ import multiprocessing as mp
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,10 @@ __all__ = ["Parallel", "delayed"]
 
 _BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
+
+
+def _no_call() -> None:
+    """Stands for the weak reference to the last generator call: none yet."""
 
 
 def _private_copy(backend: Any) -> Any:
@@ -220,6 +225,7 @@ class Parallel:
         # joblib's flag: the last call ended early (an error, an interruption
         # or a dropped generator) and its work was stopped.
         self._aborting = False
+        self._generator_call: Any = _no_call
         self._transport_session: Any = None
         self._n_jobs_resolved = 1
         self._lock = threading.Lock()
@@ -256,6 +262,11 @@ class Parallel:
 
     def __exit__(self, *exc: object) -> None:
         self._in_context = False
+        # A result generator of the block still running stops with it, as
+        # in joblib (the block's end would otherwise wait for its tasks).
+        call = self._generator_call()
+        if call is not None and self._running:
+            call._abort(GeneratorExit())
         self._terminate()
 
     def _initialize_backend(self) -> int:
@@ -320,6 +331,7 @@ class Parallel:
         call = _Call(self, iterable, custom_progress)
         if self.return_as == "list":
             return call.run_list()
+        self._generator_call = weakref.ref(call)
         gen = call.run()
         try:
             next(gen)  # set up and dispatch the first batches now, like joblib

@@ -1,9 +1,17 @@
-"""The loky backend (the default): batches in loky's reusable worker processes."""
+"""The loky backend (the default): batches in loky's reusable worker processes.
+
+After a task's error the workers are kept (see ``_abort``), with the failed
+call's batches that could not be cancelled still running there. The next
+call does not wait behind them: it stops that executor first (its workers
+are killed, a new one starts), unless another call still runs on it.
+"""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +26,31 @@ __all__ = ["LokyBackend"]
 
 # Batch tokens (see _ledger): unique in this process, never 0.
 _TOKENS = itertools.count(1)
+
+# Batches of failed calls still running, by executor; and the calls running
+# on each executor (from start_call to stop_call).
+_LEFTOVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STATE_LOCK = threading.Lock()
+
+
+def _stop_leftovers(only: Any = None) -> bool:
+    """Stop the executors (or ``only``) where batches of failed calls still
+    run and no call does; True if one was stopped."""
+    stopped = False
+    with _STATE_LOCK:
+        for executor, futures in list(_LEFTOVERS.items()):
+            if only is not None and executor is not only:
+                continue
+            left = [f for f in futures if not f.done()]
+            del _LEFTOVERS[executor]
+            if left and _RUNNING.get(executor):
+                _LEFTOVERS[executor] = left  # its workers serve another call
+            elif left:
+                executor.shutdown(wait=True, kill_workers=True)
+                stopped = True
+    return stopped
+
 
 # joblib's text when the shared executor was shut down under a call: another
 # call's generator, dropped, stopped the workers (see _abort).
@@ -88,12 +121,37 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
             env=self._prepare_worker_env(n_jobs=n_jobs),
             **kwargs,
         )
+        _stop_leftovers()  # loky would wait for them to resize or replace it
         self._workers = loky.get_reusable_executor(**self._executor_args)
         return n_jobs
+
+    # The executor of the running call, counted in _RUNNING.
+    _call_executor: Any = None
 
     def start_call(self) -> None:
         super().start_call()
         self.dead_tokens = frozenset()
+        if self._workers is not None and _stop_leftovers(self._workers):
+            # Between the calls of a ``with Parallel(...)`` block.
+            self._workers = loky.get_reusable_executor(**self._executor_args)
+        executor = self._call_executor = self._workers
+        if executor is not None:
+            with _STATE_LOCK:
+                _RUNNING[executor] = _RUNNING.get(executor, 0) + 1
+
+    def stop_call(self) -> None:
+        executor, self._call_executor = self._call_executor, None
+        if executor is not None:
+            with _STATE_LOCK:
+                n = _RUNNING.pop(executor, 0) - 1
+                if n > 0:
+                    _RUNNING[executor] = n
+
+    def _note_leftovers(self, futures: list[Any]) -> None:
+        # After a task's error (see _abort): the call's batches still running.
+        if self._workers is not None:
+            with _STATE_LOCK:
+                _LEFTOVERS.setdefault(self._workers, []).extend(futures)
 
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
