@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -120,3 +121,33 @@ def test_backend_the_program_registered_under_the_name_stays():
         """
     )
     assert out == "Mine"
+
+
+def test_parallel_api_without_multiprocessing_runs_serially(tmp_path):
+    # Where Python's _multiprocessing module cannot be imported (some
+    # sandboxes), joblib still imports and runs Parallel(n_jobs=1): so must
+    # the first use of para_joblib's parallel API, which registers joblib's
+    # backend classes.
+    (tmp_path / "_multiprocessing.py").write_text(
+        'raise ImportError("no _multiprocessing here")\n'
+    )
+    code = textwrap.dedent(
+        """
+        import math
+        import para_joblib as joblib
+        from para_joblib._parallel_backends import MultiprocessingBackend
+
+        tasks = (joblib.delayed(math.sqrt)(i**2) for i in range(4))
+        print(joblib.Parallel(n_jobs=1)(tasks))
+        print(joblib.parallel.BACKENDS["multiprocessing"] is MultiprocessingBackend)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[0.0,", "1.0,", "2.0,", "3.0]", "True"]

@@ -59,10 +59,10 @@ def stop_work(
     else:
         kill = interrupted or not process
     if kill:
+        # Process workers about to be stopped fail their pending batches
+        # themselves: not cancelled first (loky would fail a cancelled one
+        # again, and its manager thread die).
         if not process:
-            # Workers about to be stopped fail their pending batches
-            # themselves (loky would fail a cancelled one again, and its
-            # manager thread die).
             _cancel(futures)
         backend.abort_everything(ensure_ready=in_context)
         return

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from multiprocessing.pool import ExceptionWithTraceback
 from typing import Any
 
 import para_core
@@ -84,6 +83,10 @@ class _CapturingCall:
         try:
             return self.func()
         except BaseException as exc:
+            # Imported here: multiprocessing.pool needs _multiprocessing,
+            # which some platforms lack (this module must import there).
+            from multiprocessing.pool import ExceptionWithTraceback
+
             return _RaisedInWorker(ExceptionWithTraceback(exc, exc.__traceback__))
 
 
