@@ -8,6 +8,7 @@ are killed, a new one starts), unless another call still runs on it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import multiprocessing as mp
 import threading
@@ -27,11 +28,19 @@ __all__ = ["LokyBackend"]
 # Batch tokens (see _ledger): unique in this process, never 0.
 _TOKENS = itertools.count(1)
 
-# Batches of failed calls still running, by executor; and the calls running
-# on each executor (from start_call to stop_call).
+# Batches of failed calls still running, by executor (weak references to
+# their futures: loky holds them until they end); and the calls running on
+# each executor (from start_call to stop_call).
 _LEFTOVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _STATE_LOCK = threading.Lock()
+
+
+# Seconds a new call gives the batches a failed call left running to end
+# before it stops their workers: a batch cut short by an error is usually
+# about to end (auto batches last a fraction of a second), and new workers
+# cost more (a process start and the imports of the tasks' modules).
+_GRACE = 0.5
 
 
 def _stop_leftovers(only: Any = None) -> bool:
@@ -39,14 +48,15 @@ def _stop_leftovers(only: Any = None) -> bool:
     run and no call does; True if one was stopped."""
     stopped = False
     with _STATE_LOCK:
-        for executor, futures in list(_LEFTOVERS.items()):
+        for executor, refs in list(_LEFTOVERS.items()):
             if only is not None and executor is not only:
                 continue
-            left = [f for f in futures if not f.done()]
+            left = [f for r in refs if (f := r()) is not None and not f.done()]
             del _LEFTOVERS[executor]
             if left and _RUNNING.get(executor):
-                _LEFTOVERS[executor] = left  # its workers serve another call
-            elif left:
+                # Its workers serve another call: not stopped.
+                _LEFTOVERS[executor] = [weakref.ref(f) for f in left]
+            elif left and concurrent.futures.wait(left, timeout=_GRACE).not_done:
                 executor.shutdown(wait=True, kill_workers=True)
                 stopped = True
     return stopped
@@ -151,7 +161,8 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         # After a task's error (see _abort): the call's batches still running.
         if self._workers is not None:
             with _STATE_LOCK:
-                _LEFTOVERS.setdefault(self._workers, []).extend(futures)
+                refs = _LEFTOVERS.setdefault(self._workers, [])
+                refs.extend(weakref.ref(f) for f in futures)
 
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
