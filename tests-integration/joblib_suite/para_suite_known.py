@@ -7,24 +7,4 @@ any failure not listed here; a listed test that passes is reported (then
 remove it from the list).
 """
 
-KNOWN_FAILURES: dict[str, str] = {
-    "test_parallel.py::test_backend_context_manager": (
-        'para-joblib (switch): with backend="multiprocessing" the active'
-        " backend is para_core.MultiprocessingBackend, not the "
-        "joblib._parallel_backends.MultiprocessingBackend class the test "
-        "imports (the switch offers its own subclass there)"
-    ),
-    "test_parallel.py::test_abort_backend": (
-        "para-core: [2-None] takes over 20 s: the previous test "
-        "(unordered_generator_returns_fastest_first) drops its generator "
-        "while a 30 s task runs; joblib kills the workers then, para keeps "
-        "them (GeneratorExit does not abort the pool), so loky's reusable "
-        "executor waits for that task before it resizes for this call"
-    ),
-    "test_parallel.py::test_multiple_generator_call_separated_gc": (
-        "para-core: calling a Parallel instance again while the generator of "
-        "its previous call is alive does not raise joblib's RuntimeError "
-        "('The executor underlying Parallel ...'), and Parallel has no "
-        "_aborting attribute (read by the test)"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}

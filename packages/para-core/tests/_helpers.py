@@ -152,6 +152,17 @@ def mark_then_sleep(x, start, seconds, folder):
     return x
 
 
+def fail_once_marked(x, folder, seconds):
+    """Task 0 raises ValueError once another task left its mark in
+    ``folder`` (see mark_then_sleep); the others mark and sleep ``seconds``."""
+    if x == 0:
+        deadline = time.monotonic() + 60
+        while not os.listdir(folder) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise ValueError("bad value 0")
+    return mark_then_sleep(x, 1, seconds, folder)
+
+
 def sleep_or_exit(x, at, seconds):
     """Task ``at`` ends its worker (exit code 3) after a moment; the others
     sleep ``seconds``."""

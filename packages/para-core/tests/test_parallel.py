@@ -14,13 +14,17 @@ from _helpers import getpid, identity, square
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import para_core
 from para_core import (
+    MultiprocessingBackend,
     Parallel,
     cpu_count,
     delayed,
     effective_n_jobs,
+    get_active_backend,
     parallel_backend,
     parallel_config,
+    register_parallel_backend,
 )
 from para_core._errors import eval_expr, memstr_to_bytes, parse_max_nbytes
 
@@ -339,6 +343,74 @@ def test_multiprocessing_context_is_recorded(no_leftovers):
     assert p._backend_kwargs["context"] is spawn
     assert p(delayed(square)(i) for i in range(3)) == [0, 1, 4]
     assert "context" not in Parallel(n_jobs=2, backend="threading")._backend_kwargs
+
+
+class _PlainSubclass(MultiprocessingBackend):
+    """Holds nothing but its arguments, and says so (as para_joblib's)."""
+
+    _para_private_copy = True
+
+
+class _StatefulSubclass(_PlainSubclass):
+    """Keeps state its caller reads (as joblib's test backends do)."""
+
+    calls = 0
+
+    def start_call(self):
+        super().start_call()
+        self.calls += 1
+
+
+@pytest.fixture
+def multiprocessing_registered():
+    # Restores the built-in backend registered as "multiprocessing".
+    before = para_core.BACKENDS["multiprocessing"]
+    yield
+    register_parallel_backend("multiprocessing", before)
+
+
+def test_configured_backend_is_private_to_each_parallel(
+    multiprocessing_registered, no_leftovers
+):
+    # Concurrent calls under one parallel_config must not share the pool
+    # state of one backend instance: each Parallel gets its own, when a new
+    # one equal to the configured one can be made.
+    for name in ["loky", "threading"]:
+        with parallel_config(backend=name):
+            active = get_active_backend()[0]
+            first, second = Parallel(n_jobs=2)._backend, Parallel(n_jobs=2)._backend
+            assert first is not active and first is not second
+            assert type(first) is type(second) is type(active)
+    register_parallel_backend("multiprocessing", _PlainSubclass)
+    with parallel_config(backend="multiprocessing", n_jobs=2, maxtasksperchild=5):
+        active = get_active_backend()[0]
+        mine = Parallel()._backend
+        assert type(mine) is _PlainSubclass and mine is not active
+        assert mine.backend_kwargs == {"maxtasksperchild": 5}
+    # A subclass does not inherit the promise: its instance is used as given
+    # and keeps what its methods record.
+    stateful = _StatefulSubclass()
+    with parallel_config(backend=stateful):
+        par = Parallel(n_jobs=2)
+        assert par._backend is stateful
+    assert par(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    assert stateful.calls == 1
+
+
+def test_context_as_backend_uses_the_registered_class(
+    multiprocessing_registered, no_leftovers
+):
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    assert type(Parallel(n_jobs=2, backend=spawn)._backend) is MultiprocessingBackend
+    register_parallel_backend("multiprocessing", _PlainSubclass)
+    par = Parallel(n_jobs=2, backend=spawn)
+    assert type(par._backend) is _PlainSubclass
+    assert par(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    # Not a multiprocessing backend under that name: para-core's own class.
+    register_parallel_backend("multiprocessing", para_core.BACKENDS["threading"])
+    assert type(Parallel(n_jobs=2, backend=spawn)._backend) is MultiprocessingBackend
 
 
 def _nested_n_jobs():

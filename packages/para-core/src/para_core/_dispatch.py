@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ from itertools import islice
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from ._abort import stop_work
 from ._batch import BatchedCalls
 from ._compact import END, FULL, compact_kind, take_compact
 from ._completion import BatchCompletionCallBack, get_batch_completion_callback
@@ -48,6 +50,7 @@ from ._delayed import _forget_delayed
 from ._errors import (
     ParallelTimeoutError,
     WorkerTerminatedError,
+    drop_retrieval_frames,
     eval_expr,
     release_frames,
 )
@@ -82,26 +85,6 @@ def _loaded(results: Any) -> list:
     return load_results(results.data) if type(results) is _Packet else results
 
 
-def _drop_retrieval_frames(exc: BaseException, here: Any) -> None:
-    """Cut from ``exc``'s traceback the frames of its retrieval in ``here``.
-
-    A batch's exception re-raised by ``future.result()`` in a completion
-    callback carries the callback's frames, whose callers (``f_back``) hold
-    the future, which holds the exception: a reference cycle keeping the
-    failed call's arguments alive until the garbage collector runs. What the
-    user needs, where the task failed, is in the frames after them.
-    """
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        while frame is not None and frame is not here:
-            frame = frame.f_back
-        if frame is None:  # raised outside this callback: the task's frames
-            exc.__traceback__ = tb
-            return
-        tb = tb.tb_next
-
-
 def _ignore(*_args: Any) -> None:
     """Callback for polling backends, whose results are fetched by the caller."""
 
@@ -121,6 +104,7 @@ class _Call:
         # class overrides ``print_progress``.
         self.p = parallel
         self.iterable = iterable
+        self.caller: int | None = threading.get_ident()
         # Set by _setup(); None until then, so that a failure while the
         # backend is configured reaches the user unmasked.
         self.backend: ParallelBackendBase | None = None
@@ -195,11 +179,13 @@ class _Call:
                 nested = (nested, None)
             self.nested = nested
             self.callbacks = backend.supports_retrieve_callback
-            # Our process backends also tell the pickled size of results.
+            # Our process backends also tell the pickled size of results,
+            # unless this one retrieves them its own way (a subclass's
+            # method, or one set on the instance by its configure).
+            retrieve = getattr(backend.retrieve_result_callback, "__func__", None)
             self.sized = (
                 isinstance(backend, _ProcessBackendMixin)
-                and type(backend).retrieve_result_callback
-                is _ProcessBackendMixin.retrieve_result_callback
+                and retrieve is _ProcessBackendMixin.retrieve_result_callback
             )
         # Subclasses overriding print_progress (a common tqdm recipe) get
         # joblib's counters before each call of it; completion callbacks
@@ -349,7 +335,7 @@ class _Call:
             result = self.backend.retrieve_result_callback(out)
         except BaseException as exc:
             # Not kept in a local: this frame may stay in the traceback.
-            _drop_retrieval_frames(exc, sys._getframe())
+            drop_retrieval_frames(exc, sys._getframe())
             self.finished.put((index, False, exc, time.monotonic()))
             return
         self.finished.put((index, True, result, time.monotonic()))
@@ -462,20 +448,30 @@ class _Call:
 
     # cancellation and clean-up ---------------------------------------------------
     def _abort(self, exc: BaseException) -> None:
-        kill = not isinstance(exc, Exception) or isinstance(
-            exc, (TimeoutError, TerminatedWorkerError)
-        )
-        if isinstance(exc, GeneratorExit):
-            kill = False
+        self.p._aborting = True  # joblib's flag, read by its tests
         if self.sequential or self.backend is None:
             return
         self.iterating = False
-        for _batch, future, _start in list(self.inflight.values()):
-            cancel = getattr(future, "cancel", None)
-            if cancel is not None:
-                cancel()
-        if kill or not isinstance(self.backend, _ProcessBackendMixin):
-            self.backend.abort_everything(ensure_ready=self.p._in_context)
+        futures = [future for _batch, future, _start in self.inflight.values()]
+        stop_work(self.backend, futures, exc, self.p._in_context)
+
+    def _end_elsewhere(self) -> bool:
+        # The generator was collected in another thread than its caller's,
+        # maybe one of the backend's, which could not join itself: the call
+        # ends in a thread of its own (as in joblib).
+        def end() -> None:
+            try:
+                self._abort(GeneratorExit())
+            finally:
+                self._cleanup()
+
+        caller, self.caller = self.caller, None  # the cleanup is that thread's
+        try:
+            threading.Thread(target=end, name="para-dropped-generator").start()
+        except RuntimeError:  # no new thread at interpreter exit: end here
+            self.caller = caller
+            return False
+        return True
 
     def _cleanup(self) -> None:
         p = self.p
@@ -598,9 +594,14 @@ class _Call:
                             self._wait()
             for r in self.reporters:
                 r.finish(self.n_completed)
+        except GeneratorExit:
+            if threading.get_ident() == self.caller or not self._end_elsewhere():
+                self._abort(GeneratorExit())
+            raise
         except BaseException as exc:
             self._abort(exc)
             release_frames(exc)
             raise
         finally:
-            self._cleanup()
+            if self.caller is not None:
+                self._cleanup()

@@ -16,6 +16,7 @@ from ._mp import TerminatedWorkerError
 __all__ = [
     "ParallelTimeoutError",
     "WorkerTerminatedError",
+    "drop_retrieval_frames",
     "eval_expr",
     "memstr_to_bytes",
     "release_frames",
@@ -171,3 +172,23 @@ def release_frames(exc: BaseException) -> None:
                 with contextlib.suppress(RuntimeError):  # still executing
                     frame.clear()
             tb = tb.tb_next
+
+
+def drop_retrieval_frames(exc: BaseException, here: Any) -> None:
+    """Cut from ``exc``'s traceback the frames of its retrieval in ``here``.
+
+    A batch's exception re-raised by ``future.result()`` in a completion
+    callback carries the callback's frames, whose callers (``f_back``) hold
+    the future, which holds the exception: a reference cycle keeping the
+    failed call's arguments alive until the garbage collector runs. What the
+    user needs, where the task failed, is in the frames after them.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        while frame is not None and frame is not here:
+            frame = frame.f_back
+        if frame is None:  # raised outside this callback: the task's frames
+            exc.__traceback__ = tb
+            return
+        tb = tb.tb_next

@@ -20,6 +20,7 @@ import warnings
 from typing import Any
 
 __all__ = [
+    "ShutdownExecutorError",
     "TerminatedWorkerError",
     "loky",
     "loky_cpu_count",
@@ -34,13 +35,17 @@ try:
 
     import loky
     from loky.backend import resource_tracker
-    from loky.process_executor import TerminatedWorkerError
+    from loky.process_executor import ShutdownExecutorError, TerminatedWorkerError
 except ImportError:
     loky = resource_tracker = None
 
     class TerminatedWorkerError(Exception):  # type: ignore[no-redef]
         """Stands for loky's class, which cannot be imported here (no
         worker process can run, so none can die)."""
+
+    class ShutdownExecutorError(RuntimeError):  # type: ignore[no-redef]
+        """Stands for loky's class, which cannot be imported here (no
+        executor can run, so none is shut down)."""
 
 
 def loky_cpu_count(only_physical_cores: bool = False) -> int:

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,29 @@ _BUILTIN_BACKENDS = (LokyBackend, MultiprocessingBackend, ThreadingBackend)
 _RETURN_AS = ("list", "generator", "generator_unordered")
 
 
+def _no_call() -> None:
+    """Stands for the weak reference to the last generator call: none yet."""
+
+
+def _private_copy(backend: Any) -> Any:
+    """A new backend equal to the configured ``backend``, when one can be made.
+
+    For para-core's classes, and a subclass that says in its own body that
+    its instances hold nothing but their arguments (``_para_private_copy =
+    True``: para_joblib's ``MultiprocessingBackend``; its subclasses do not
+    inherit the promise). Other instances are used as given, as joblib does:
+    their methods may keep state the caller reads (joblib's tests do).
+    """
+    cls = type(backend)
+    if cls not in _BUILTIN_BACKENDS and not cls.__dict__.get("_para_private_copy"):
+        return backend
+    return cls(
+        nesting_level=backend.nesting_level,
+        inner_max_num_threads=backend.inner_max_num_threads,
+        **backend.backend_kwargs,
+    )
+
+
 class Parallel:
     """Run ``delayed`` calls in parallel: ``Parallel(n_jobs=2)(tasks)``.
 
@@ -51,7 +75,9 @@ class Parallel:
     return_as : {"list", "generator", "generator_unordered"}
         A list, or a generator yielding results as they come (in input order,
         or in completion order); a generator releases each result once
-        consumed and cancels the remaining work when dropped.
+        consumed; dropped before its end, it cancels the remaining tasks and
+        stops those running (process workers are killed; threads, which
+        cannot be, are no longer waited for), as joblib does.
     verbose : int
         0 silent; above 0 prints joblib's progress lines on stderr (stdout
         from 50); above 10 reports every batch.
@@ -146,19 +172,19 @@ class Parallel:
         level = active.nesting_level
         if backend is None or isinstance(backend, _Default):
             backend = active
-            if type(backend) in _BUILTIN_BACKENDS:
-                # The configured instance may be shared by concurrent calls
-                # (e.g. nested calls in several threads): use a private one.
-                backend = type(backend)(
-                    nesting_level=backend.nesting_level,
-                    inner_max_num_threads=backend.inner_max_num_threads,
-                    **backend.backend_kwargs,
-                )
+            # The configured instance may be shared by concurrent calls
+            # (e.g. nested calls in several threads): use a private one.
+            backend = _private_copy(backend)
         elif isinstance(backend, ParallelBackendBase):
             if backend.nesting_level is None:
                 backend.nesting_level = level
         elif hasattr(backend, "Pool") and hasattr(backend, "Lock"):
-            backend = MultiprocessingBackend(nesting_level=level, context=backend)
+            # A multiprocessing context: the class registered under that name
+            # (para_joblib registers joblib's), else para-core's.
+            cls = _registry.BACKENDS.get("multiprocessing")
+            if not (isinstance(cls, type) and issubclass(cls, MultiprocessingBackend)):
+                cls = MultiprocessingBackend
+            backend = cls(nesting_level=level, context=backend)
         elif isinstance(backend, str):
             backend = _registry._make_backend(backend, nesting_level=level)
         else:
@@ -196,6 +222,10 @@ class Parallel:
             )
         self._in_context = False
         self._running = False
+        # joblib's flag: the last call ended early (an error, an interruption
+        # or a dropped generator) and its work was stopped.
+        self._aborting = False
+        self._generator_call: Any = _no_call
         self._transport_session: Any = None
         self._n_jobs_resolved = 1
         self._lock = threading.Lock()
@@ -232,6 +262,11 @@ class Parallel:
 
     def __exit__(self, *exc: object) -> None:
         self._in_context = False
+        # A result generator of the block still running stops with it, as
+        # in joblib (the block's end would otherwise wait for its tasks).
+        call = self._generator_call()
+        if call is not None and self._running:
+            call._abort(GeneratorExit())
         self._terminate()
 
     def _initialize_backend(self) -> int:
@@ -291,10 +326,12 @@ class Parallel:
                     "or create another Parallel instance."
                 )
             self._running = True
+            self._aborting = False
         custom_progress = type(self).print_progress is not Parallel.print_progress
         call = _Call(self, iterable, custom_progress)
         if self.return_as == "list":
             return call.run_list()
+        self._generator_call = weakref.ref(call)
         gen = call.run()
         try:
             next(gen)  # set up and dispatch the first batches now, like joblib

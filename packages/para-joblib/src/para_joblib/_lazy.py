@@ -1,11 +1,12 @@
-"""Lazy resolution of re-exported names, and the one-time memmap set-up.
+"""Lazy resolution of re-exported names, and the one-time set-ups.
 
 ``import para_joblib`` must stay cheap (no loky, cloudpickle or numpy), so the
 public names are looked up in the four packages only when first used::
 
     para_joblib.Parallel            # attribute access
       -> module __getattr__("Parallel")
-      -> resolve(): import para_core, enable para_memmap's transport once
+      -> resolve(): import para_core, enable para_memmap's transport once,
+                    register joblib's backend classes once
       -> para_core.Parallel, cached in the calling module's globals
 
 Each module of ``para_joblib`` declares a table ``name -> packages`` (the
@@ -21,7 +22,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["enable_memmap_transport", "make_lazy_module", "resolve"]
+__all__ = [
+    "enable_memmap_transport",
+    "make_lazy_module",
+    "register_backends",
+    "resolve",
+]
 
 # Packages whose workers benefit from para-memmap's shared-memory transport.
 _TRANSPORT_USERS = frozenset(
@@ -33,8 +39,15 @@ _TRANSPORT_USERS = frozenset(
     }
 )
 
-_enable_lock = threading.Lock()
+# Where joblib's backend classes live or are activated: resolving a name
+# there registers them first (see register_backends), except for these
+# names, used without any backend (and cheaper to load than the backends).
+_BACKEND_USERS = frozenset({"para_core", f"{__package__}._parallel_backends"})
+_BACKEND_FREE = frozenset({"delayed", "wrap_non_picklable_objects"})
+
+_enable_lock = threading.RLock()
 _memmap_enabled = False
+_backends_registered = False
 
 
 def enable_memmap_transport() -> bool:
@@ -60,6 +73,24 @@ def enable_memmap_transport() -> bool:
     return True
 
 
+def register_backends() -> None:
+    """Register joblib's backend classes in para-core, once per process.
+
+    From then on ``parallel_config(backend="multiprocessing")`` activates
+    an instance of ``para_joblib._parallel_backends.MultiprocessingBackend``,
+    the class joblib users import (see that module).
+    """
+    global _backends_registered
+    if _backends_registered:
+        return
+    with _enable_lock:
+        if not _backends_registered:
+            from ._parallel_backends import register_joblib_backends
+
+            register_joblib_backends()
+            _backends_registered = True
+
+
 def resolve(name: str, packages: Sequence[str], owner: str) -> Any:
     """Return ``name`` from the first of ``packages`` whose public face has it.
 
@@ -72,6 +103,8 @@ def resolve(name: str, packages: Sequence[str], owner: str) -> Any:
         module = importlib.import_module(package)
         if package in _TRANSPORT_USERS:
             enable_memmap_transport()
+        if package in _BACKEND_USERS and name not in _BACKEND_FREE:
+            register_backends()
         try:
             return getattr(module, name)
         except AttributeError:

@@ -5,21 +5,25 @@ joblib-spark's ``ParallelBackendBase, AutoBatchingMixin`` backend) and get
 joblib's calling protocol from para_core's ``Parallel`` (see
 ``para_core.ParallelBackendBase``). All but one are para_core's classes.
 
-``MultiprocessingBackend`` is joblib's: it builds the pool of each call as
-``para_joblib.pool.MemmappingPool(n_jobs, **configure_kwargs)``, so a client
-that replaced ``PicklingPool.__bases__`` (ray) has its pool used, with the
-keyword arguments it passed to ``configure`` (``ray_remote_args``). On
-para-memmap's own pool, batches travel the way of para_core's process
-backends (pickled once in the caller, large arrays through shared memory);
-on a client's pool, the batch itself is handed to ``apply_async``, as joblib
-does, and that pool's own transport carries it.
+``MultiprocessingBackend`` is joblib's: once a client replaced
+``PicklingPool.__bases__`` (ray does), it builds the pool of each call as
+``para_joblib.pool.MemmappingPool(n_jobs, **configure_kwargs)``, so that the
+client's pool is used, with the keyword arguments the client passed to
+``configure`` (``ray_remote_args``), and the batch itself is handed to that
+pool's ``apply_async``, as joblib does. Until then it is para_core's backend
+(a process pool whose batches are pickled once in the caller, large arrays
+through shared memory).
+
+It is also the class registered under the name "multiprocessing" once
+para_joblib's parallel API is first used (:func:`register_joblib_backends`):
+the backend ``parallel_config(backend="multiprocessing")`` activates is an
+instance of the class a joblib user imports from here.
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from multiprocessing.pool import ExceptionWithTraceback
 from typing import Any
 
 import para_core
@@ -79,6 +83,10 @@ class _CapturingCall:
         try:
             return self.func()
         except BaseException as exc:
+            # Imported here: multiprocessing.pool needs _multiprocessing,
+            # which some platforms lack (this module must import there).
+            from multiprocessing.pool import ExceptionWithTraceback
+
             return _RaisedInWorker(ExceptionWithTraceback(exc, exc.__traceback__))
 
 
@@ -135,6 +143,10 @@ class MultiprocessingBackend(para_core.MultiprocessingBackend):
     # after an error (joblib's abort_everything calls configure again).
     _configure_kwargs: dict = {}
     _foreign = False
+    # Instances hold only their arguments: para_core's Parallel gives each
+    # call its own copy of a configured one, as for its own classes (two
+    # calls under one parallel_config do not share a pool).
+    _para_private_copy = True
 
     def configure(
         self,
@@ -145,18 +157,26 @@ class MultiprocessingBackend(para_core.MultiprocessingBackend):
         **memmappingpool_args: Any,
     ) -> int:
         """Build this call's pool and return its number of workers."""
+        from . import _pools
+
+        # Looked up now: a client may have rebased PicklingPool since.
+        self._foreign = not _pools._own_base()
+        if not self._foreign:
+            # para_core's engine takes the results of its own pools as they
+            # come (pickled), when this method is not replaced (see below).
+            self.__dict__.pop("retrieve_result_callback", None)
+            return super().configure(
+                n_jobs, parallel, prefer, require, **memmappingpool_args
+            )
+        self.retrieve_result_callback = self._client_pool_result
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
-        from . import _pools
-
         self._configure_kwargs = dict(memmappingpool_args)
         args = {**self.backend_kwargs, **memmappingpool_args}
         # Children are forked from this process: leave them less garbage.
         gc.collect()
-        # Looked up now: a client may have rebased PicklingPool since.
         self._pool = _pools.MemmappingPool(n_jobs, **args)
-        self._foreign = not _pools._own_base()
         self._n_jobs = n_jobs
         self.parallel = parallel
         return n_jobs
@@ -173,15 +193,33 @@ class MultiprocessingBackend(para_core.MultiprocessingBackend):
         )
         return fut
 
-    def retrieve_result_callback(self, future: Any) -> Any:
-        if self._foreign:
-            return future.result()
-        return super().retrieve_result_callback(future)
+    @staticmethod
+    def _client_pool_result(future: Any) -> Any:
+        # retrieve_result_callback on a client's pool: results as they are.
+        return future.result()
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
+        if not self._foreign:
+            super().abort_everything(ensure_ready)
+            return
         self.terminate()
         parallel = getattr(self, "parallel", None)
         if ensure_ready and parallel is not None:
             self.configure(
                 n_jobs=self._n_jobs, parallel=parallel, **self._configure_kwargs
             )
+
+
+def register_joblib_backends() -> None:
+    """Register joblib's ``MultiprocessingBackend`` as "multiprocessing".
+
+    Called once, when para_joblib's parallel API is first used: from then on
+    the backend named "multiprocessing" is an instance of the class
+    ``joblib._parallel_backends.MultiprocessingBackend`` (a subclass of
+    para_core's, which behaves as para_core's until a client rebases
+    ``PicklingPool``). A backend a program registered under that name itself
+    is left in place.
+    """
+    current = para_core.BACKENDS.get("multiprocessing")
+    if current is para_core.MultiprocessingBackend:
+        para_core.register_parallel_backend("multiprocessing", MultiprocessingBackend)

@@ -1,14 +1,23 @@
-"""The loky backend (the default): batches in loky's reusable worker processes."""
+"""The loky backend (the default): batches in loky's reusable worker processes.
+
+After a task's error the workers are kept (see ``_abort``), with the failed
+call's batches that could not be cancelled still running there. The next
+call does not wait behind them: it stops that executor first (its workers
+are killed, a new one starts), unless another call still runs on it.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import multiprocessing as mp
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .. import _ledger, _lifeline
-from .._mp import TerminatedWorkerError, loky
+from .._mp import ShutdownExecutorError, TerminatedWorkerError, loky
 from ._base import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase
 from ._packets import run_pickled_batch
 from ._process import _ProcessBackendMixin
@@ -18,6 +27,50 @@ __all__ = ["LokyBackend"]
 
 # Batch tokens (see _ledger): unique in this process, never 0.
 _TOKENS = itertools.count(1)
+
+# Batches of failed calls still running, by executor (weak references to
+# their futures: loky holds them until they end); and the calls running on
+# each executor (from start_call to stop_call).
+_LEFTOVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RUNNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STATE_LOCK = threading.Lock()
+
+
+# Seconds a new call gives the batches a failed call left running to end
+# before it stops their workers: a batch cut short by an error is usually
+# about to end (auto batches last a fraction of a second), and new workers
+# cost more (a process start and the imports of the tasks' modules).
+_GRACE = 0.5
+
+
+def _stop_leftovers(only: Any = None) -> bool:
+    """Stop the executors (or ``only``) where batches of failed calls still
+    run and no call does; True if one was stopped."""
+    stopped = False
+    with _STATE_LOCK:
+        for executor, refs in list(_LEFTOVERS.items()):
+            if only is not None and executor is not only:
+                continue
+            left = [f for r in refs if (f := r()) is not None and not f.done()]
+            del _LEFTOVERS[executor]
+            if left and _RUNNING.get(executor):
+                # Its workers serve another call: not stopped.
+                _LEFTOVERS[executor] = [weakref.ref(f) for f in left]
+            elif left and concurrent.futures.wait(left, timeout=_GRACE).not_done:
+                executor.shutdown(wait=True, kill_workers=True)
+                stopped = True
+    return stopped
+
+
+# joblib's text when the shared executor was shut down under a call: another
+# call's generator, dropped, stopped the workers (see _abort).
+_SHUT_DOWN = (
+    "The executor underlying Parallel has been shutdown. This is likely due "
+    "to the garbage collection of a previous generator from a call to "
+    "Parallel with return_as='generator'. Make sure the generator is not "
+    "garbage collected when submitting a new job or that it is first "
+    "properly exhausted."
+)
 
 
 class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
@@ -78,22 +131,58 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
             env=self._prepare_worker_env(n_jobs=n_jobs),
             **kwargs,
         )
+        _stop_leftovers()  # loky would wait for them to resize or replace it
         self._workers = loky.get_reusable_executor(**self._executor_args)
         return n_jobs
+
+    # The executor of the running call, counted in _RUNNING.
+    _call_executor: Any = None
 
     def start_call(self) -> None:
         super().start_call()
         self.dead_tokens = frozenset()
+        if self._workers is not None and _stop_leftovers(self._workers):
+            # Between the calls of a ``with Parallel(...)`` block.
+            self._workers = loky.get_reusable_executor(**self._executor_args)
+        executor = self._call_executor = self._workers
+        if executor is not None:
+            with _STATE_LOCK:
+                _RUNNING[executor] = _RUNNING.get(executor, 0) + 1
+
+    def stop_call(self) -> None:
+        executor, self._call_executor = self._call_executor, None
+        if executor is not None:
+            with _STATE_LOCK:
+                n = _RUNNING.pop(executor, 0) - 1
+                if n > 0:
+                    _RUNNING[executor] = n
+
+    def _note_leftovers(self, futures: list[Any]) -> None:
+        # After a task's error (see _abort): the call's batches still running.
+        if self._workers is not None:
+            with _STATE_LOCK:
+                refs = _LEFTOVERS.setdefault(self._workers, [])
+                refs.extend(weakref.ref(f) for f in futures)
 
     def submit(self, func: Callable[[], Any], callback: Any = None) -> Any:
         payload, reducer = self._payload(func)
         token = next(_TOKENS)
-        future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        try:
+            future = self._workers.submit(run_pickled_batch, payload, reducer, token)
+        except ShutdownExecutorError as exc:
+            raise RuntimeError(_SHUT_DOWN) from exc
         future.para_token = token
         future.add_done_callback(self._note_death)
         if callback is not None:
             future.add_done_callback(callback)
         return future
+
+    @staticmethod
+    def _retrieve_packet(future: Any) -> Any:
+        try:
+            return future.result()
+        except ShutdownExecutorError as exc:
+            raise RuntimeError(_SHUT_DOWN) from exc
 
     # Tokens of the batches that ran on a worker that died (see _ledger).
     dead_tokens: frozenset = frozenset()

@@ -95,10 +95,18 @@ class ThreadingBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
         if self._pool is not None:
-            # Waits for the batches already running, as joblib's thread pool
-            # does: when the failed call returns, no thread still uses (and
-            # keeps alive) its arguments.
+            # Waits for the batches already running (joblib's thread pool
+            # does not): when the failed call returns, no thread still uses
+            # (and keeps alive) its arguments. A dropped generator does not
+            # wait (see _abandon).
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _abandon(self) -> None:
+        # A dropped result generator: its running batches cannot be stopped
+        # and are not waited for (joblib's thread pool does not either).
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
     def terminate(self) -> None:
