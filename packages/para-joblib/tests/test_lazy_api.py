@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import textwrap
 
 import joblib
 import pytest
+from _helpers import run_python
 
 import para_joblib
 
@@ -42,19 +42,8 @@ HEAVY = [
 ]
 
 
-def _run(code: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 def test_import_loads_no_heavy_module():
-    out = _run(
+    out = run_python(
         f"""
         import sys
         import para_joblib
@@ -145,7 +134,7 @@ def test_star_import_gives_every_public_name():
 
 
 def test_first_use_of_parallel_enables_memmap_transport():
-    out = _run(
+    out = run_python(
         """
         import sys
         import para_joblib
@@ -160,7 +149,7 @@ def test_first_use_of_parallel_enables_memmap_transport():
 
 
 def test_memory_alone_does_not_load_the_parallel_stack():
-    out = _run(
+    out = run_python(
         """
         import sys
         import para_joblib
@@ -174,7 +163,7 @@ def test_memory_alone_does_not_load_the_parallel_stack():
 
 
 def test_concurrent_first_use_enables_the_transport_once():
-    out = _run(
+    out = run_python(
         """
         import threading
         import para_joblib

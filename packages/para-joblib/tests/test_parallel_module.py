@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from _helpers import run_python
 
 import para_core
 from para_joblib import parallel
@@ -68,19 +69,8 @@ def test_multiprocessing_name_activates_the_class_users_import(jl):
     assert type(par._backend) is backends.MultiprocessingBackend
 
 
-def _run(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 def test_joblib_backends_registered_on_first_use():
-    out = _run(
+    out = run_python(
         """
         import para_core
         import para_joblib
@@ -106,7 +96,7 @@ def test_joblib_backends_registered_on_first_use():
 
 
 def test_backend_the_program_registered_under_the_name_stays():
-    out = _run(
+    out = run_python(
         """
         import para_core
 
@@ -120,7 +110,7 @@ def test_backend_the_program_registered_under_the_name_stays():
             print(type(para_joblib.parallel.get_active_backend()[0]).__name__)
         """
     )
-    assert out == "Mine"
+    assert out.strip() == "Mine"
 
 
 def test_parallel_api_without_multiprocessing_runs_serially(tmp_path):
