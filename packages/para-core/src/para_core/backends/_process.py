@@ -14,7 +14,7 @@ import time
 import warnings
 from typing import Any
 
-from ._base import _positive_n_jobs
+from ._base import AutoBatchingMixin, _positive_n_jobs
 from ._packets import dumps_batch, load_results, pack_reducer, session_reducer
 
 __all__: list[str] = []
@@ -81,7 +81,8 @@ class _ProcessBackendMixin:
         self._pickling_s = seconds if old == 0.0 else 0.8 * old + 0.2 * seconds
         target = 10 * max(getattr(self, "_n_jobs", 1), 1) * self._pickling_s
         cls_target = type(self).MIN_IDEAL_BATCH_DURATION
-        self.MIN_IDEAL_BATCH_DURATION = min(max(target, cls_target), 0.2)
+        joblib_target = AutoBatchingMixin.MIN_IDEAL_BATCH_DURATION
+        self.MIN_IDEAL_BATCH_DURATION = min(max(target, cls_target), joblib_target)
 
     # (session, its task reducer, its result reducer packed), made once for
     # all the session's batches
