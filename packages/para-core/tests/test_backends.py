@@ -11,6 +11,7 @@ from multiprocessing.pool import ThreadPool
 import pytest
 from _helpers import (
     env_var,
+    identity,
     nested_backend_name,
     nested_explicit_loky,
     set_env_var,
@@ -502,3 +503,76 @@ def test_batch_target_follows_the_callers_pickling_time(backend_class):
     backend.start_call()
     assert base == backend.MIN_IDEAL_BATCH_DURATION
     assert base == backend_class.MIN_IDEAL_BATCH_DURATION
+
+
+class _Shipped:
+    """An argument a transport session sends its own way (a large array)."""
+
+
+class _SlowTransport:
+    """A transport session whose reducer spends 5 s (on a fake clock) writing."""
+
+    reduce_types = (_Shipped,)
+    result_reducer = None
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def reduce_task_object(self, obj):
+        self.clock[0] += 5.0
+        return NotImplemented
+
+
+def test_batch_target_leaves_the_transports_time_out(monkeypatch):
+    # A transport that writes a 320 MB array into shared memory while the
+    # first batch is pickled spends that time once, for every later batch
+    # and call: counted as pickling, it would push batches to 200 ms at once.
+    from para_core._batch import BatchedCalls
+    from para_core.backends import _packets, _process
+
+    clock = [0.0]
+    monkeypatch.setattr(_process.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(_packets, "perf_counter", lambda: clock[0])
+    backend = LokyBackend()
+    backend._n_jobs = 2
+    backend.parallel = type("P", (), {"_transport_session": _SlowTransport(clock)})()
+    backend.start_call()
+    batch = BatchedCalls([(square, (_Shipped(),), {})], ("loky", 2))
+    payload, _ = backend._payload(batch)
+    assert clock[0] == 5.0  # the transport did run, on the fake clock
+    assert payload
+    assert backend._pickling_s == 0.0
+    assert LokyBackend.MIN_IDEAL_BATCH_DURATION == backend.MIN_IDEAL_BATCH_DURATION
+
+
+class _CountsWorkersWhenPickled:
+    """Records how many worker processes run when the caller pickles it."""
+
+    seen: list = []
+
+    def __reduce__(self):
+        import psutil
+
+        workers = [
+            c
+            for c in psutil.Process().children()
+            if "resource_tracker" not in " ".join(c.cmdline())
+        ]
+        type(self).seen.append(len(workers))
+        return (int, ())
+
+
+def test_loky_workers_start_before_the_first_batch_is_pickled():
+    # A large first argument (written into shared memory while it is
+    # pickled) should not delay the workers' start and imports: they start
+    # when the call does, and boot while the caller pickles.
+    from conftest import shutdown_loky, wait_no_children
+
+    shutdown_loky()
+    assert wait_no_children() == []
+    _CountsWorkersWhenPickled.seen.clear()
+    out = Parallel(n_jobs=2, backend="loky", batch_size=1)(
+        delayed(identity)(_CountsWorkersWhenPickled()) for _ in range(2)
+    )
+    assert out == [0, 0]
+    assert _CountsWorkersWhenPickled.seen[0] == 2

@@ -62,6 +62,31 @@ def _stop_leftovers(only: Any = None) -> bool:
     return stopped
 
 
+def _nothing() -> None:
+    """The task that makes loky start its workers (see _start_workers)."""
+
+
+def _start_workers(executor: Any) -> None:
+    """Have ``executor`` start its missing worker processes now.
+
+    loky starts them on a submit, and a call submits its first batch only
+    once it is pickled: with a large argument (the 320 MB ``X`` of a
+    cross-validation, written into shared memory on the way), the workers
+    would start and import the tasks' modules only after that write, where
+    they can do it meanwhile, on the other core. A no-op task is the public
+    way to trigger the start; the count of live workers it reads is loky's
+    (skipped if a loky release renames it: the start then waits, as before).
+    """
+    processes = getattr(executor, "_processes", None)
+    wanted = getattr(executor, "_max_workers", None)
+    if processes is None or wanted is None or len(processes) >= wanted:
+        return
+    try:
+        executor.submit(_nothing)
+    except Exception:  # shut down or broken: the call's own submit reports it
+        return
+
+
 # joblib's text when the shared executor was shut down under a call: another
 # call's generator, dropped, stopped the workers (see _abort).
 _SHUT_DOWN = (
@@ -148,6 +173,7 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         if executor is not None:
             with _STATE_LOCK:
                 _RUNNING[executor] = _RUNNING.get(executor, 0) + 1
+            _start_workers(executor)
 
     def stop_call(self) -> None:
         executor, self._call_executor = self._call_executor, None

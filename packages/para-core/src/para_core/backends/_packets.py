@@ -28,6 +28,7 @@ import io
 import pickle
 import sys
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import cloudpickle
@@ -51,13 +52,16 @@ class TypedReducer:
     type can exist before), so that sending the reducer imports nothing.
     """
 
-    __slots__ = ("_tables", "reduce", "types")
+    __slots__ = ("_tables", "reduce", "seconds", "types")
 
     def __init__(
         self, reduce: Callable[[Any], Any], types: tuple[type | str, ...]
     ) -> None:
         self.reduce = reduce
         self.types = types
+        # Time spent in ``reduce``: a transport that writes a large array into
+        # shared memory on the way is not pickling (see _note_pickling).
+        self.seconds = 0.0
         # Built once per base table: a session pickles many batches, and
         # copying cloudpickle's table (a ChainMap) costs ~35 us each time.
         self._tables: dict[int, tuple[Any, tuple, dict]] = {}
@@ -88,7 +92,9 @@ class TypedReducer:
         reduce = self.reduce
 
         def reduce_or_default(obj: Any) -> Any:
+            start = perf_counter()
             rv = reduce(obj)
+            self.seconds += perf_counter() - start
             return obj.__reduce_ex__(_PROTOCOL) if rv is NotImplemented else rv
 
         table = dict(base)
