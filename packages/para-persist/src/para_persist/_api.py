@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import _bigio, _compressors, _zstdframes
+from ._compat import read_zfile
 from ._compressors import LZ4_NOT_INSTALLED_ERROR, ZSTD_NOT_INSTALLED_ERROR
 from ._errors import CorruptFileError, LoadLimitError, UnsafeLoadError
 from ._index import (
@@ -37,7 +38,6 @@ from ._index import (
     skip_trailer,
 )
 from ._limits import default_max_bytes
-from ._npwrp import read_zfile
 from ._pickler import HEAD, write_stream
 from ._unpickler import (
     _Ctx,
