@@ -5,11 +5,12 @@ The metadata comes from the file, so it is checked before anything is
 allocated, and the allocation is counted against ``max_bytes`` before it is
 made::
 
-    placeholder ─► checked_meta ─► charge ─► numpy.empty ─┬─ readinto_exact
-                   (dtype, shape,                         └─ read_shuffled
-                    order, class)  memmap (no charge) ─────────┐   │
-                                                               ▼   ▼
-                            finish: native byte order as joblib, subclass view
+    placeholder ─► checked_meta (dtype, shape, order, class)
+        ├─ mapped ─► memmap (not charged) ───────────────────────┐
+        └─ read ──► charge ─► numpy.empty ─► readinto_exact      │
+                                             or read_shuffled ───┤
+                                                                 ▼
+                        finish: native byte order as joblib, subclass view
 
 Byte-shuffled blocks (para's zstd files, see ``_pickler``) are put back in
 item order here, from a stream (``read_shuffled``) or in a buffer
