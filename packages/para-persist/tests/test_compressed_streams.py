@@ -11,7 +11,7 @@ import tracemalloc
 
 import pytest
 
-from para_persist import CorruptFileError, _api, dump, load
+from para_persist import CorruptFileError, _read, dump, load
 from para_persist._index import Resumed, read_ahead
 
 METHODS = ["zlib", "gzip", "bz2", "xz", "lz4"]
@@ -36,13 +36,13 @@ class _ReadOnly:
 def fast_loads(monkeypatch):
     """Count the loads that took the in-memory (C unpickler) path."""
     calls = []
-    real = _api._fast_load
+    real = _read.fast_load
 
     def spy(f, size, ctx):
         calls.append(size)
         return real(f, size, ctx)
 
-    monkeypatch.setattr(_api, "_fast_load", spy)
+    monkeypatch.setattr(_read, "fast_load", spy)
     return calls
 
 
@@ -76,7 +76,7 @@ def test_stream_longer_than_the_look_ahead_is_read_on(
     # Protocols 0-3 read names with readline, 4-5 read frames: every read
     # crosses from the look-ahead into the rest of the stream somewhere.
     _needs(method)
-    monkeypatch.setattr(_api, "_READ_AHEAD", 1000)
+    monkeypatch.setattr(_read, "_READ_AHEAD", 1000)
     value = _value()
     path = folder / "v.pkl"
     dump(value, path, compress=(method, 1), protocol=protocol)
@@ -90,7 +90,7 @@ def test_stream_longer_than_the_look_ahead_is_read_on(
 
 @pytest.mark.parametrize("limit", [10**9, 1000])  # in memory / read on
 def test_damaged_or_cut_compressed_streams_are_refused(folder, monkeypatch, limit):
-    monkeypatch.setattr(_api, "_READ_AHEAD", limit)
+    monkeypatch.setattr(_read, "_READ_AHEAD", limit)
     value = _value()
     path = folder / "v.pkl.z"
     dump(value, path, compress=("zlib", 1))
@@ -140,11 +140,11 @@ def test_read_on_holds_at_most_the_look_ahead(folder, monkeypatch):
     arr[::1000] = 1.0
     path = folder / "z.pkl.z"
     dump(arr, path)
-    look_ahead = _api._READ_AHEAD
+    look_ahead = _read._READ_AHEAD
     assert path.stat().st_size < look_ahead < arr.nbytes
     peaks = []
     for limit in (look_ahead, -1):  # -1: no look-ahead at all
-        monkeypatch.setattr(_api, "_READ_AHEAD", limit)
+        monkeypatch.setattr(_read, "_READ_AHEAD", limit)
         gc.collect()
         tracemalloc.start()
         try:

@@ -308,7 +308,7 @@ def test_old_joblib_formats(folder, joblib_files):
                 load(path, max_bytes=100)
     # A ZF container announcing 1000x its size (zlib's limit) is refused
     # before it is decompressed.
-    from para_persist._npwrp import write_zfile
+    from para_persist._compat import write_zfile
 
     bomb = folder / "bomb.z"
     with open(bomb, "wb") as f:

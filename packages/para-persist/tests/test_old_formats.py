@@ -14,7 +14,7 @@ np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
 from para_persist import CorruptFileError, LoadLimitError, dump, load  # noqa: E402
-from para_persist._npwrp import read_zfile, write_zfile  # noqa: E402
+from para_persist._compat import read_zfile, write_zfile  # noqa: E402
 from para_persist._pickler import HEAD  # noqa: E402
 
 

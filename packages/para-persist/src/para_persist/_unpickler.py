@@ -27,15 +27,10 @@ from typing import Any
 
 from ._errors import CorruptFileError, UnsafeLoadError
 from ._limits import Budget, Nesting, charged_reads, depth_limit
-from ._npwrp import (
-    NDArrayWrapper,
-    NumpyArrayWrapper,
-    SegmentPlaceholder,
-    ZNDArrayWrapper,
-    _read_stream,
-    segment_unwrapper,
-)
+from ._npwrp import NDArrayWrapper, NumpyArrayWrapper, ZNDArrayWrapper
 from ._safe import SafeRules, check_array_state
+from ._segments import SegmentPlaceholder, segment_unwrapper
+from ._streamarrays import read_stream
 
 _PLACEHOLDER_MODULES = (
     "joblib.numpy_pickle",
@@ -298,7 +293,7 @@ class _StreamUnpickler(_LoadRules, _PyBase):
         top = self.stack[-1]
         if isinstance(top, (NumpyArrayWrapper, NDArrayWrapper)):
             ctx = self._ctx
-            self.stack[-1] = _read_stream(top, ctx, lambda f: type(self)(f, ctx))
+            self.stack[-1] = read_stream(top, ctx, lambda f: type(self)(f, ctx))
             if isinstance(top, NumpyArrayWrapper):
                 ctx.arrays_read += 1
 
