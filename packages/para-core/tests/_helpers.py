@@ -189,11 +189,11 @@ def _wait_for_file(path):
 
 
 def write_result_while_unread(folder, nbytes):
-    """Pool task: leave ``folder/started``; once ``folder/reader-gone`` exists (the pool's result
-    handler has ended), send ``nbytes`` on the pool's result pipe under its
-    write lock, as a worker sending a large result does, after leaving
-    ``folder/holding``. The send blocks until someone reads it; then sleep
-    until stopped."""
+    """Pool task: leave ``folder/started``; once ``folder/reader-gone``
+    exists (the pool's result handler has ended), send ``nbytes`` on the
+    pool's result pipe under its write lock, as a worker sending a large
+    result does, after leaving ``folder/holding``. The send blocks until
+    someone reads it; then sleep until stopped."""
     import sys
 
     with open(os.path.join(folder, "started"), "w"):

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from _helpers import fail_on, write_result_while_unread
 
-from para_core import Parallel, delayed
-from para_core import MultiprocessingBackend
+from para_core import MultiprocessingBackend, Parallel, delayed
 from para_core.backends._pool import SafePool
 
 # Larger than any pipe's buffer: the sender blocks until it is read.
