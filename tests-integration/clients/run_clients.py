@@ -453,21 +453,6 @@ def main(argv: list[str] | None = None) -> int:
             crashes.append(f"{job[0].name} [{job[1]}] killed by signal {signal_number}")
             results[job] = run_session(*job, args.timeout, args.keep_logs)
 
-    # A para session whose counts differ from joblib's is run once more, and
-    # the first run's differences are printed: an intermittent hang of one
-    # scikit-learn test on the multiprocessing backend (open bug, see
-    # docs/migrating.rst) must be seen without failing every other file.
-    # A difference that comes back fails the step.
-    retried = []
-    for client in clients:
-        para, joblib = results.get((client, "para")), results.get((client, "joblib"))
-        _rows, first = compare(para, joblib)
-        if first and para is not None and joblib is not None:
-            retried.append((client.name, first))
-            results[(client, "para")] = run_session(
-                client, "para", args.timeout, args.keep_logs
-            )
-
     rows, problems = [], []
     for client in clients:
         para, joblib = results.get((client, "para")), results.get((client, "joblib"))
@@ -484,10 +469,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(rows, indent=1))
     for crash in crashes:
         print(f"CRASH, run again: {crash}")
-    for name, first in retried:
-        print(f"DIFFERENT, run again: {name} [para]:")
-        for problem in first:
-            print(f"  {problem}")
     crashed = [r for r in results.values() if r.returncode not in (0, 1)]
     for run in crashed:
         tail = "\n".join(run.log.splitlines()[-30:])

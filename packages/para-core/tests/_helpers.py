@@ -181,3 +181,30 @@ def fail_with(payload, x, bad):
     if x == bad:
         raise ValueError(f"bad value {x}")
     return x
+
+
+def _wait_for_file(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+
+def write_result_while_unread(folder, nbytes):
+    """Pool task: leave ``folder/started``; once ``folder/reader-gone``
+    exists (the pool's result handler has ended), send ``nbytes`` on the
+    pool's result pipe under its write lock, as a worker sending a large
+    result does, after leaving ``folder/holding``. The send blocks until
+    someone reads it; then sleep until stopped."""
+    import sys
+
+    with open(os.path.join(folder, "started"), "w"):
+        pass
+    _wait_for_file(os.path.join(folder, "reader-gone"))
+    frame = sys._getframe()
+    while "outqueue" not in frame.f_locals:  # multiprocessing.pool.worker's
+        frame = frame.f_back
+    outqueue = frame.f_locals["outqueue"]
+    with outqueue._wlock:
+        with open(os.path.join(folder, "holding"), "w"):
+            pass
+        outqueue._writer.send_bytes(bytes(nbytes))
+    time.sleep(3600)

@@ -94,8 +94,17 @@ class MultiprocessingBackend(
             # exit removes it, so a killed caller's workers do.
             remove = (mp_util.get_temp_dir(),)
         initializer, initargs = _lifeline.bind(_set_env, initargs, remove)
-        self._pool = context.Pool(
-            n_jobs, initializer=initializer, initargs=initargs, **kwargs
+        # The standard Pool, but its terminate() cannot hang on a worker
+        # stopped while sending a result (see _pool). Imported here: the
+        # module needs _multiprocessing, which some platforms lack.
+        from ._pool import SafePool
+
+        self._pool = SafePool(
+            n_jobs,
+            initializer=initializer,
+            initargs=initargs,
+            context=context.get_context(),
+            **kwargs,
         )
         self._n_jobs = n_jobs
         self.parallel = parallel
