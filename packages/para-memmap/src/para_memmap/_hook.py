@@ -19,8 +19,6 @@ from para_core import (
     set_transport_hook,
 )
 
-from ._storage import SharedFolder
-
 __all__ = ["CoreSession", "MemmapHook", "disable", "enable", "is_enabled"]
 
 
@@ -35,7 +33,10 @@ class CoreSession(TransportSession):
     reduce_types = ("numpy:ndarray", "numpy:memmap")
 
     def __init__(self, request: TransportRequest) -> None:
+        # Imported here, not with the hook: a first call starts its workers
+        # before it opens its session, and they boot while this loads.
         from ._options import check_max_nbytes, check_mmap_mode
+        from ._storage import SharedFolder
 
         self._max_nbytes = check_max_nbytes(request.max_nbytes)
         self._mmap_mode = check_mmap_mode(request.mmap_mode)

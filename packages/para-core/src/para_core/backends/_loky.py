@@ -158,6 +158,8 @@ class LokyBackend(_ProcessBackendMixin, AutoBatchingMixin, ParallelBackendBase):
         )
         _stop_leftovers()  # loky would wait for them to resize or replace it
         self._workers = loky.get_reusable_executor(**self._executor_args)
+        # They boot (an interpreter each) while the caller sets the call up.
+        _start_workers(self._workers)
         return n_jobs
 
     # The executor of the running call, counted in _RUNNING.
