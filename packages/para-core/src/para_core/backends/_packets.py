@@ -129,23 +129,26 @@ class _CPickler(pickle.Pickler):
         super().__init__(file, protocol=_PROTOCOL, buffer_callback=buffer_callback)
 
 
+class _TypedSessionPickler(cloudpickle.Pickler):
+    """cloudpickle, with the session's few types routed to it by the
+    dispatch table: no Python call of ours per pickled object."""
+
+    def __init__(self, file: Any, reduce_first: Any, buffer_callback: Any) -> None:
+        self.dispatch_table = reduce_first.table(cloudpickle.Pickler.dispatch_table)
+        super().__init__(file, protocol=_PROTOCOL, buffer_callback=buffer_callback)
+
+
 class _SessionPickler(cloudpickle.Pickler):
     """cloudpickle, but the transport session gets the first word."""
 
     def __init__(self, file: Any, reduce_first: Any, buffer_callback: Any) -> None:
-        self._reduce_first = None
-        if type(reduce_first) is TypedReducer:
-            base = cloudpickle.Pickler.dispatch_table
-            self.dispatch_table = reduce_first.table(base)
-        else:
-            self._reduce_first = reduce_first
+        self._reduce_first = reduce_first
         super().__init__(file, protocol=_PROTOCOL, buffer_callback=buffer_callback)
 
     def reducer_override(self, obj: Any) -> Any:
-        if self._reduce_first is not None:
-            rv = self._reduce_first(obj)
-            if rv is not NotImplemented:
-                return rv
+        rv = self._reduce_first(obj)
+        if rv is not NotImplemented:
+            return rv
         return super().reducer_override(obj)
 
 
@@ -179,6 +182,8 @@ def _cloud_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
         pickler = cloudpickle.Pickler(
             buf, protocol=_PROTOCOL, buffer_callback=buffers.append
         )
+    elif type(reduce_first) is TypedReducer:
+        pickler = _TypedSessionPickler(buf, reduce_first, buffers.append)
     else:
         pickler = _SessionPickler(buf, reduce_first, buffers.append)
     pickler.dump(obj)
