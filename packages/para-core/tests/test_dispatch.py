@@ -95,6 +95,78 @@ def test_interactive_functions_go_through_cloudpickle():
     assert cloud and load_results(run_pickled_batch(payload)) == [5, 6, 7]
 
 
+def test_the_string_main_is_no_reference_to_main():
+    # scikit-learn's tasks carry the warning filters, where "__main__" is a
+    # module pattern: no reason to leave the C pickler.
+    filters = [("default", None, DeprecationWarning, "__main__", 0)]
+    batch = BatchedCalls([delayed(identity)(filters), delayed(identity)("__mp_main__")])
+    payload, cloud = dumps_batch(batch)
+    assert not cloud
+    assert load_results(run_pickled_batch(payload)) == [filters, "__mp_main__"]
+
+
+def _main_objects(module_name):
+    def triple(x):
+        return 3 * x
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+        def __eq__(self, other):
+            return type(other).__name__ == "Point" and other.x == self.x
+
+    class Named:
+        # Pickled by name: its reduction is a string.
+        def __reduce__(self):
+            return "the_named"
+
+    Named.__module__ = None
+    the_named = Named()
+    for obj, name in ((triple, "triple"), (Point, "Point")):
+        obj.__module__ = module_name
+        obj.__qualname__ = name
+    return {"triple": triple, "Point": Point, "the_named": the_named}
+
+
+@pytest.mark.parametrize("module_name", ["__main__", "__mp_main__"])
+@pytest.mark.parametrize("what", ["function", "class", "instance", "by name"])
+def test_references_to_main_go_through_cloudpickle(monkeypatch, module_name, what):
+    # The C pickler would write them as names of the caller's __main__, which
+    # the workers' __main__ does not have: cloudpickle sends them by value.
+    import sys
+    import types
+
+    main = sys.modules.setdefault(module_name, types.ModuleType(module_name))
+    if module_name not in sys.modules:
+        monkeypatch.setitem(sys.modules, module_name, main)
+    objects = _main_objects(module_name)
+    for name, obj in objects.items():
+        monkeypatch.setattr(main, name, obj, raising=False)
+    if what == "by name":
+        # Found by a search of sys.modules, which falls back to __main__.
+        monkeypatch.setattr(
+            sys.modules["__main__"], "the_named", objects["the_named"], raising=False
+        )
+    call = {
+        "function": delayed(objects["triple"])(2),
+        "class": delayed(identity)(objects["Point"]),
+        "instance": delayed(identity)(objects["Point"](4)),
+        "by name": delayed(identity)(objects["the_named"]),
+    }[what]
+    payload, cloud = dumps_batch(BatchedCalls([call]))
+    assert cloud
+    (result,) = load_results(run_pickled_batch(payload))
+    if what == "function":
+        assert result == 6
+    elif what == "class":
+        assert result.__name__ == "Point"
+    elif what == "instance":
+        assert result.x == 4
+    else:  # this process's __main__ has it, the workers' would not
+        assert result is objects["the_named"]
+
+
 def test_unpicklable_argument_is_named():
     import threading
 

@@ -157,22 +157,59 @@ def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
     if cloudpickle.list_registry_pickle_by_value():
         return None
     buffers: list[pickle.PickleBuffer] = []
+    buf = io.BytesIO()
     try:
         if reduce_first is None:
-            data = pickle.dumps(obj, _PROTOCOL, buffer_callback=buffers.append)
+            pickler = pickle.Pickler(buf, _PROTOCOL, buffer_callback=buffers.append)
         else:
-            buf = io.BytesIO()
-            _CPickler(buf, reduce_first, buffers.append).dump(obj)
-            data = buf.getvalue()
+            pickler = _CPickler(buf, reduce_first, buffers.append)
+        pickler.dump(obj)
     except Exception:
         # Lambdas, local functions and classes, modules, ...: by value.
         return None
+    data = buf.getvalue()
     # The C pickler refers to __main__ objects by name; the other process
-    # has another __main__. A false hit (a string in the data) only costs
-    # the slower pickler. Buffers (array data) are out of band: not scanned.
-    if _MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data:
+    # has another __main__. Most hits of the cheap scan are strings, not
+    # references (scikit-learn's tasks carry the warning filters, where
+    # "__main__" is a module pattern): the pickler's memo tells them apart.
+    # Buffers (array data) are out of band: not scanned.
+    if (_MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data) and _names_main(pickler):
         return None
     return _pack(data, buffers)
+
+
+# Memoized objects that cannot be pickled by name: nothing to check.
+_PLAIN = (str, bytes, int, float, tuple, list, dict, set, frozenset)
+_MAIN_MODULES = ("__main__", "__mp_main__")
+
+
+def _names_main(pickler: Any) -> bool:
+    """True if ``pickler`` wrote an object by reference to ``__main__``.
+
+    Everything pickled by name (classes, functions, singletons) is in the
+    memo, with its ``__module__``. The pickler looks up in ``sys.modules``
+    the ones without one, and falls back to ``__main__``: such an object
+    counts, unless it was surely pickled by value (its reduction is not a
+    name). In doubt, True: the caller then takes cloudpickle, only slower.
+    """
+    table = getattr(pickler, "dispatch_table", copyreg.dispatch_table)
+    for _, memoized in pickler.memo.copy().values():
+        if isinstance(memoized, _PLAIN):
+            continue
+        module = getattr(memoized, "__module__", None)
+        if module in _MAIN_MODULES:
+            return True
+        if module is None:
+            if isinstance(memoized, type) or callable(memoized):
+                return True
+            reduce = table.get(type(memoized))
+            try:
+                how = reduce(memoized) if reduce else memoized.__reduce_ex__(_PROTOCOL)
+            except Exception:
+                return True
+            if isinstance(how, str):
+                return True
+    return False
 
 
 def _cloud_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
