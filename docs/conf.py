@@ -57,9 +57,13 @@ _doc_tmp = tempfile.TemporaryDirectory(prefix="para-doctest-")
 _doc_cwd = os.getcwd()
 os.chdir(_doc_tmp.name)
 """
+# Folders are removed at exit, not after their document: a loky worker
+# started in one (the cwd workers start in) may still be booting when a short
+# example returns, and would fail to enter it (as with joblib).
 doctest_global_cleanup = """
+import atexit
 os.chdir(_doc_cwd)
-_doc_tmp.cleanup()
+atexit.register(_doc_tmp.cleanup)
 """
 
 # --- HTML
