@@ -16,6 +16,7 @@ from para_core import (
 )
 from para_core._compact import compact_calls as _compact_calls
 from para_core.backends._packets import (
+    TypedReducer,
     dumps_batch,
     load_results,
     packet_size,
@@ -95,12 +96,18 @@ def test_interactive_functions_go_through_cloudpickle():
     assert cloud and load_results(run_pickled_batch(payload)) == [5, 6, 7]
 
 
-def test_the_string_main_is_no_reference_to_main():
+@pytest.mark.parametrize("session", [False, True])
+def test_the_string_main_is_no_reference_to_main(session):
     # scikit-learn's tasks carry the warning filters, where "__main__" is a
-    # module pattern: no reason to leave the C pickler.
+    # module pattern: no reason to leave the C pickler (plain, or with a
+    # transport session's reducer in front).
     filters = [("default", None, DeprecationWarning, "__main__", 0)]
     batch = BatchedCalls([delayed(identity)(filters), delayed(identity)("__mp_main__")])
-    payload, cloud = dumps_batch(batch)
+    if session:
+        reducer = TypedReducer(lambda obj: NotImplemented, (complex,))
+        payload, cloud = dumps_batch(batch, reduce_first=reducer)
+    else:
+        payload, cloud = dumps_batch(batch)
     assert not cloud
     assert load_results(run_pickled_batch(payload)) == [filters, "__mp_main__"]
 
@@ -129,9 +136,12 @@ def _main_objects(module_name):
     return {"triple": triple, "Point": Point, "the_named": the_named}
 
 
+@pytest.mark.parametrize("session", [False, True])
 @pytest.mark.parametrize("module_name", ["__main__", "__mp_main__"])
 @pytest.mark.parametrize("what", ["function", "class", "instance", "by name"])
-def test_references_to_main_go_through_cloudpickle(monkeypatch, module_name, what):
+def test_references_to_main_go_through_cloudpickle(
+    monkeypatch, module_name, what, session
+):
     # The C pickler would write them as names of the caller's __main__, which
     # the workers' __main__ does not have: cloudpickle sends them by value.
     import sys
@@ -154,7 +164,8 @@ def test_references_to_main_go_through_cloudpickle(monkeypatch, module_name, wha
         "instance": delayed(identity)(objects["Point"](4)),
         "by name": delayed(identity)(objects["the_named"]),
     }[what]
-    payload, cloud = dumps_batch(BatchedCalls([call]))
+    reducer = TypedReducer(lambda obj: NotImplemented, (complex,)) if session else None
+    payload, cloud = dumps_batch(BatchedCalls([call]), reduce_first=reducer)
     assert cloud
     (result,) = load_results(run_pickled_batch(payload))
     if what == "function":

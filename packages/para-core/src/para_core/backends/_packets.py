@@ -157,25 +157,37 @@ def _c_dump(obj: Any, reduce_first: Callable[[Any], Any] | None) -> Any:
     if cloudpickle.list_registry_pickle_by_value():
         return None
     buffers: list[pickle.PickleBuffer] = []
-    buf = io.BytesIO()
+    pickler = None
     try:
         if reduce_first is None:
-            pickler = pickle.Pickler(buf, _PROTOCOL, buffer_callback=buffers.append)
+            data = pickle.dumps(obj, _PROTOCOL, buffer_callback=buffers.append)
         else:
+            buf = io.BytesIO()
             pickler = _CPickler(buf, reduce_first, buffers.append)
-        pickler.dump(obj)
+            pickler.dump(obj)
+            data = buf.getvalue()
     except Exception:
         # Lambdas, local functions and classes, modules, ...: by value.
         return None
-    data = buf.getvalue()
     # The C pickler refers to __main__ objects by name; the other process
     # has another __main__. Most hits of the cheap scan are strings, not
     # references (scikit-learn's tasks carry the warning filters, where
     # "__main__" is a module pattern): the pickler's memo tells them apart.
     # Buffers (array data) are out of band: not scanned.
-    if (_MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data) and _names_main(pickler):
-        return None
+    if _MAIN_NAMES[0] in data or _MAIN_NAMES[1] in data:
+        if pickler is None:
+            # pickle.dumps keeps the hot path short; its memo is gone: the
+            # rare hit pickles again to read one.
+            pickler = pickle.Pickler(io.BytesIO(), _PROTOCOL, buffer_callback=_keep_out)
+            pickler.dump(obj)
+        if _names_main(pickler):
+            return None
     return _pack(data, buffers)
+
+
+def _keep_out(_buffer: Any) -> bool:
+    """A buffer callback that keeps array data out of a throwaway pickle."""
+    return False
 
 
 # Memoized objects that cannot be pickled by name: nothing to check.

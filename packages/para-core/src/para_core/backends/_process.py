@@ -77,7 +77,7 @@ class _ProcessBackendMixin:
         # on the same cores: its pickling is time the workers lose. Batches
         # that run ~20 * n_jobs times as long as they take to pickle keep that
         # loss to a few per cent (scikit-learn's 1000-task searches: 60
-        # batches instead of 120, the caller's CPU time down by a quarter).
+        # batches instead of 124).
         # Capped where joblib's own batches end up: it aims at twice its
         # 200 ms ideal, to damp oscillations.
         old = self._pickling_s
@@ -98,7 +98,7 @@ class _ProcessBackendMixin:
             task_reducer = session_reducer(session, "reduce_task_object")
             reducer = pack_reducer(session_reducer(session, "result_reducer"))
             self._reducers = (session, task_reducer, reducer)
-        transport = getattr(task_reducer, "seconds", 0.0)
+        reduced_before = getattr(task_reducer, "seconds", 0.0)
         start = time.perf_counter()
         payload, self._cloud = dumps_batch(
             func, session, self._cloud, reduce_first=task_reducer
@@ -106,7 +106,7 @@ class _ProcessBackendMixin:
         elapsed = time.perf_counter() - start
         # Writing a large array for the workers is transport, paid once per
         # array (later calls reuse the copy), not the per-batch cost to match.
-        transport = getattr(task_reducer, "seconds", 0.0) - transport
+        transport = getattr(task_reducer, "seconds", 0.0) - reduced_before
         self._note_pickling(max(elapsed - transport, 0.0))
         return payload, reducer
 
